@@ -1,0 +1,223 @@
+"""Compose an extractive answer: pick sentences, cite them, or abstain.
+
+Every word of an answer is a sentence from a retrieved passage, followed by
+`[n]` markers; each citation's quote is the original file's text[start:end].
+The confidence is a logistic combination of several signals (see
+`confidence_features`); below `settings.abstain_below` the answer is withheld.
+Does not retrieve and does not embed (vectors come from the index and query).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .index import Index
+from .query import Query
+from .retrieval import Hit
+from .terms import terms
+
+NOT_IN_DOCUMENTS = "The documents don't answer that."
+
+# Logistic weights of the confidence; `assistant eval --calibrate` refits them on
+# the dev split and stores them in the index settings (Settings.calibration).
+DEFAULT_WEIGHTS = {
+    "bias": -6.0,
+    "sentence_cosine": 6.0,
+    "passage_cosine": 4.0,
+    "term_coverage": 3.0,
+    "rank_agreement": 1.0,
+    "unknown_terms": -4.0,
+}
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    id: str
+    doc: str
+    title: str
+    section: str
+    start: int
+    end: int
+    quote: str  # == original document text[start:end]
+    passage: str  # the whole chunk the quote was found in
+    score: float
+    passage_id: str = ""
+    passage_start: int = 0
+    passage_end: int = 0
+    stale: bool = False
+
+    def to_dict(self) -> dict:
+        keys = ("n", "id", "doc", "title", "section", "start", "end", "quote", "passage", "score")
+        return {k: getattr(self, k) for k in keys}
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    abstained: bool
+    confidence: float
+    citations: list[Citation]
+    retrieved: list[Hit]
+    features: dict = field(default_factory=dict)
+    query: Query | None = None
+
+    def to_dict(self) -> dict:
+        """The JSON shape of `assistant ask --json` and the /ask API."""
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "confidence": round(self.confidence, 4),
+            "citations": [c.to_dict() for c in self.citations],
+            "retrieved": [
+                {"id": h.chunk.id, "doc": h.chunk.doc, "text": h.chunk.text,
+                 "score": round(h.score, 6)}  # fmt: skip
+                for h in self.retrieved
+            ],
+        }
+
+
+def citation_id(doc: str, start: int, end: int, quote: str) -> str:
+    """Human-readable and stable while the document is: path, span, quote hash."""
+    return f"{doc}:{start}-{end}#{hashlib.sha256(quote.encode('utf-8')).hexdigest()[:6]}"
+
+
+def idf_weights(index: Index, query_terms) -> dict[str, float]:
+    """BM25-style idf per query term; a term the corpus lacks gets the largest idf."""
+    n = max(len(index.chunks), 1)
+    out = {}
+    for t in query_terms:
+        column = index.vocabulary.get(t)
+        df = index.document_frequency(column) if column is not None else 0
+        out[t] = math.log(1 + (n - df + 0.5) / (df + 0.5))
+    return out
+
+
+def coverage(query_terms, focus_terms, text_terms: set[str], idf: dict[str, float]) -> float:
+    """Share of the query's idf mass found in a text; the question's own terms count double."""
+    focus = set(focus_terms)
+    total = found = 0.0
+    for t in set(query_terms):
+        weight = idf[t] * (2.0 if t in focus else 1.0)
+        total += weight
+        found += weight if t in text_terms else 0.0
+    return found / total if total else 0.0
+
+
+def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict, settings) -> Answer:
+    """Select answer sentences from the top hits, cite them and score the confidence.
+
+    `documents` maps a document path to its original text (for verbatim quotes).
+    """
+    idf = idf_weights(index, query.terms)
+    candidates = _score_sentences(index, query, hits[: settings.answer_passages], idf)
+    if not candidates:
+        return Answer(query.question, NOT_IN_DOCUMENTS, True, 0.0, [], hits, {}, query)
+    chosen = _select(index, candidates, settings)
+    features = confidence_features(index, query, hits, chosen[0], idf)
+    confidence = confidence_from(features, settings.calibration or DEFAULT_WEIGHTS)
+    if confidence < settings.abstain_below:
+        return Answer(query.question, NOT_IN_DOCUMENTS, True, confidence, [], hits, features, query)
+    citations: list[Citation] = []
+    parts = []
+    for candidate in chosen:
+        markers = []
+        for row, hit, score in [candidate[:3]] + _corroborations(index, candidate, hits, settings):
+            doc, sentence = index.sentences[row]
+            text = documents[doc]
+            quote = text[sentence.start : sentence.end]
+            n = len(citations) + 1
+            citations.append(
+                Citation(n, citation_id(doc, sentence.start, sentence.end, quote), doc,
+                         hit.chunk.title, hit.chunk.section, sentence.start, sentence.end, quote,
+                         hit.chunk.text, round(score, 4), hit.chunk.id, hit.chunk.start,
+                         hit.chunk.end)  # fmt: skip
+            )
+            markers.append(f"[{n}]")
+        parts.append(f"{index.sentences[candidate[0]][1].text} {''.join(markers)}")
+    return Answer(query.question, " ".join(parts), False, confidence, citations, hits, features, query)
+
+
+def _score_sentences(index: Index, query: Query, hits: list[Hit], idf) -> list[tuple]:
+    """(row, hit, score, cosine) for each sentence of the hits, best first."""
+    seen, out = set(), []
+    for hit in hits:
+        for row in index.chunk_sentence_rows[hit.row]:
+            if row in seen:
+                continue
+            seen.add(row)
+            cosine = float(index.sentence_vectors[row] @ query.vector)
+            sentence_terms = set(terms(index.sentences[row][1].text))
+            lexical = coverage(query.terms, query.focus_terms, sentence_terms, idf)
+            # A small prior for the passage's rank breaks ties toward the ranking.
+            score = cosine + 0.3 * lexical + 0.05 / hit.rank
+            out.append((row, hit, score, cosine))
+    out.sort(key=lambda c: (-c[2], c[0]))
+    return out
+
+
+def _select(index: Index, candidates: list[tuple], settings) -> list[tuple]:
+    """The best sentence, plus close runners-up that say something different."""
+    chosen = [candidates[0]]
+    for candidate in candidates[1:]:
+        if len(chosen) >= settings.max_answer_sentences:
+            break
+        if candidate[2] < candidates[0][2] - settings.sentence_margin:
+            break
+        vector = index.sentence_vectors[candidate[0]]
+        if all(float(index.sentence_vectors[c[0]] @ vector) < 0.8 for c in chosen):
+            chosen.append(candidate)
+    return chosen
+
+
+def _corroborations(index: Index, candidate, hits: list[Hit], settings) -> list[tuple]:
+    """The same statement in another document: a near-identical sentence among the hits."""
+    row, hit = candidate[0], candidate[1]
+    doc = index.sentences[row][0]
+    vector = index.sentence_vectors[row]
+    best: dict[str, tuple] = {}
+    pool = [h for top in hits for h in [top, *top.also_in]]
+    for other_hit in pool:
+        if other_hit.chunk.doc == doc:
+            continue
+        for other in index.chunk_sentence_rows[other_hit.row]:
+            cosine = float(index.sentence_vectors[other] @ vector)
+            if cosine >= settings.corroboration_cosine:
+                current = best.get(other_hit.chunk.doc)
+                if current is None or cosine > current[2]:
+                    best[other_hit.chunk.doc] = (other, other_hit, cosine)
+    return sorted(best.values(), key=lambda c: -c[2])[:2]
+
+
+def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf) -> dict:
+    """The signals the confidence combines, each roughly in [0, 1]."""
+    row, hit, _, cosine = best
+    passage_terms = set(terms(hit.chunk.text))
+    unknown = [t for t in set(query.terms) if t not in index.vocabulary]
+    total_idf = sum(idf[t] for t in set(query.terms)) or 1.0
+    dense_rank = hit.dense_rank or 99
+    bm25_rank = hit.bm25_rank or 99
+    agreement = 1.0 if max(dense_rank, bm25_rank) <= 3 else 0.5 if min(dense_rank, bm25_rank) <= 3 else 0.0
+    return {
+        "sentence_cosine": round(cosine, 4),
+        "passage_cosine": round(max((h.dense_score or 0.0) for h in hits[:3]), 4),
+        "term_coverage": round(coverage(query.terms, query.focus_terms, passage_terms, idf), 4),
+        "rank_agreement": agreement,
+        "unknown_terms": round(sum(idf[t] for t in unknown) / total_idf, 4),
+    }
+
+
+def confidence_from(features: dict, weights: dict) -> float:
+    z = weights.get("bias", 0.0) + sum(weights.get(k, 0.0) * v for k, v in features.items())
+    return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
+
+
+def feature_matrix(feature_dicts: list[dict]) -> tuple[np.ndarray, list[str]]:
+    names = [k for k in DEFAULT_WEIGHTS if k != "bias"]
+    return np.array([[f.get(k, 0.0) for k in names] for f in feature_dicts], dtype=float), names

@@ -1,0 +1,160 @@
+"""The `assistant` command: build | ask | cite | eval | serve.
+
+A thin shell: check the arguments, make one library call, print the result.
+Library errors become one line on stderr and exit code 2; nothing prints a
+traceback. Does no retrieval or formatting logic of its own beyond printing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import load_settings
+from .errors import AssistantError
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="assistant", description=__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--seeds", type=Path, default=Path("seeds"), help="documents folder")
+    common.add_argument("--index", type=Path, default=Path("index"), help="index folder")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    build = sub.add_parser("build", parents=[common], help="build or update the index")
+    build.add_argument("--full", action="store_true", help="re-embed everything")
+
+    ask = sub.add_parser("ask", parents=[common], help="answer a question with citations")
+    ask.add_argument("question")
+    ask.add_argument("--json", action="store_true")
+    ask.add_argument("-k", type=int, default=None, help="passages to retrieve (default 10)")
+    ask.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default=None)
+    ask.add_argument("--history", action="append", default=[], help="an earlier user turn")
+
+    cite = sub.add_parser("cite", parents=[common], help="show a cited passage in context")
+    cite.add_argument("citation_id")
+    cite.add_argument("--json", action="store_true")
+
+    evaluate = sub.add_parser("eval", parents=[common], help="evaluate on a question set")
+    evaluate.add_argument("file", type=Path)
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--report", type=Path, default=None, help="write report.md/html here")
+    evaluate.add_argument("-k", type=int, default=10)
+    evaluate.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default=None)
+    evaluate.add_argument("--compare", choices=["hybrid", "dense", "bm25"], default=None,
+                          help="a second retrieval mode to run side by side")  # fmt: skip
+    evaluate.add_argument("--split", default=None, help="only questions of this split")
+    evaluate.add_argument("--calibrate", action="store_true",
+                          help="fit the abstention threshold on the dev split and save it")  # fmt: skip
+
+    serve = sub.add_parser("serve", parents=[common], help="serve the web UI")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=7860)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except AssistantError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last line of defence: no traceback for users
+        print(f"error: internal error ({type(exc).__name__}): {exc}", file=sys.stderr)
+        return 1
+
+
+def load_assistant(args, *, rebuild: bool = False, quiet: bool = False):
+    from .pipeline import Assistant
+
+    assistant = Assistant.load(
+        args.seeds, args.index, settings=load_settings(), rebuild=rebuild,
+        progress=None if quiet else print_progress,
+    )  # fmt: skip
+    for warning in assistant.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return assistant
+
+
+def print_progress(label: str, done: int, total: int) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    end = "\n" if done >= total else ""
+    print(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end=end,
+          file=sys.stderr, flush=True)  # fmt: skip
+
+
+def cmd_build(args) -> int:
+    assistant = load_assistant(args, rebuild=args.full)
+    stats = assistant.build_stats
+    manifest = assistant.index.manifest
+    if stats is None:
+        print(f"index up to date: {manifest['counts']['documents']} documents, "
+              f"{manifest['counts']['chunks']} chunks")  # fmt: skip
+    else:
+        print(f"built index: {stats.documents} documents, {stats.chunks} chunks "
+              f"({stats.embedded} embedded, {stats.reused} reused) in {stats.seconds:.1f} s")  # fmt: skip
+    return 0
+
+
+def cmd_ask(args) -> int:
+    from .pipeline import check_question
+
+    check_question(args.question, load_settings().max_question_chars)  # fail before loading
+    assistant = load_assistant(args, quiet=args.json)
+    answer = assistant.ask(args.question, args.history, k=args.k, mode=args.mode)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False))
+        return 0
+    print(answer.answer)
+    for c in answer.citations:
+        print(f"\n[{c.n}] {c.title} — {c.section}\n    {c.id}\n    “{c.quote}”")
+    print(f"\nconfidence: {answer.confidence:.2f}")
+    return 0
+
+
+def cmd_cite(args) -> int:
+    assistant = load_assistant(args, quiet=args.json)
+    citation = assistant.cite(args.citation_id)
+    if args.json:
+        data = {**citation.to_dict(), "stale": citation.stale,
+                "passage_start": citation.passage_start, "passage_end": citation.passage_end}  # fmt: skip
+        print(json.dumps(data, ensure_ascii=False))
+        return 0
+    if citation.stale:
+        print(f"stale: {args.citation_id} no longer matches its document; nearest current passage:")
+    print(f"{citation.title} — {citation.section}\n{citation.id}\n")
+    print(mark_quote(citation))
+    return 0
+
+
+def mark_quote(citation) -> str:
+    """The passage with the quote between »« marks."""
+    passage, offset = citation.passage, citation.start - citation.passage_start
+    if citation.quote and passage.find(citation.quote) >= 0:
+        offset = passage.find(citation.quote)
+        return f"{passage[:offset]}»{citation.quote}«{passage[offset + len(citation.quote):]}"
+    return passage
+
+
+def cmd_eval(args) -> int:
+    from .evaluation import eval_command
+
+    return eval_command(args)
+
+
+def cmd_serve(args) -> int:
+    from .app import serve
+
+    return serve(args)
+
+
+COMMANDS = {"build": cmd_build, "ask": cmd_ask, "cite": cmd_cite, "eval": cmd_eval, "serve": cmd_serve}

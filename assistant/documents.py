@@ -1,0 +1,221 @@
+"""Load documents from the seeds folder and clean them in memory.
+
+Cleaning never changes what offsets mean: every paragraph keeps a map from its
+cleaned characters back to the decoded original text, so a citation's span is
+always a span of the file as the user has it. Files on disk are never touched.
+Does not split sentences or make chunks (see chunking.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import NoDocumentsError
+
+SUFFIXES = (".txt", ".md")
+
+_BULLET = re.compile(r"^(?:[-*\u2022\u00b7\u25aa]|\d{1,2}[.)])\s+")
+_BOILERPLATE = re.compile(
+    r"^(?:see also\b.*|scroll to top|back to top|share this( article)?|print this page)$",
+    re.IGNORECASE,
+)
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+_MARKDOWN_HEADING = re.compile(r"^#{1,6}\s+")
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """A run of cleaned text inside one section, mapped back to the original."""
+
+    section: str
+    text: str
+    start: int  # offset of text[0] in the original
+    # offsets[i] is the original offset of text[i]; None when text is a verbatim slice.
+    offsets: tuple[int, ...] | None = None
+    end_offset: int | None = None
+
+    def original_span(self, i: int, j: int) -> tuple[int, int]:
+        """Original (start, end) of the cleaned slice text[i:j], j > i."""
+        if self.offsets is None:
+            return self.start + i, self.start + j
+        end = self.offsets[j] if j < len(self.offsets) else self.end_offset
+        return self.offsets[i], end
+
+
+@dataclass(frozen=True)
+class Document:
+    path: str  # relative to the seeds folder, POSIX separators
+    title: str
+    text: str  # the decoded original: every offset refers to this
+    sha256: str  # of the file's bytes
+    encoding: str
+    paragraphs: tuple[Paragraph, ...]
+
+    @property
+    def stem(self) -> str:
+        return self.path.rsplit(".", 1)[0]
+
+    @property
+    def sections(self) -> list[str]:
+        return list(dict.fromkeys(p.section for p in self.paragraphs))
+
+
+def decode_bytes(data: bytes) -> tuple[str, str] | None:
+    """Decode a file's bytes: UTF-8 first, else by detection. None for binary data."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text, encoding = data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(data).best()
+        if best is None:
+            return None
+        text, encoding = str(best), best.encoding
+        if text.startswith("\ufeff"):
+            text = text[1:]
+    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\t\n\r\f")
+    if "\x00" in text or controls > max(2, len(text) // 100):
+        return None
+    return text, encoding
+
+
+def repair_mojibake(text: str) -> tuple[str, list[int]]:
+    """Undo UTF-8 read as cp1252/cp1250/latin-1, run by run of non-ASCII characters.
+
+    Returns the repaired text and, for each of its characters, the index of the
+    character it came from. A run is changed only when it re-encodes to valid UTF-8.
+    """
+    out: list[str] = []
+    index: list[int] = []
+    last = 0
+    for m in _NON_ASCII_RUN.finditer(text):
+        fixed = _fix_run(m.group())
+        if fixed is None:
+            continue
+        out.append(text[last : m.start()])
+        index.extend(range(last, m.start()))
+        out.append(fixed)
+        index.extend([m.start()] * len(fixed))
+        last = m.end()
+    out.append(text[last:])
+    index.extend(range(last, len(text)))
+    return "".join(out), index
+
+
+def _fix_run(run: str) -> str | None:
+    for encoding in ("cp1252", "cp1250", "latin-1"):
+        try:
+            fixed = run.encode(encoding).decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            continue
+        if fixed != run and len(fixed) < len(run):
+            return fixed
+    return None
+
+
+def is_heading(line: str) -> bool:
+    """A short title-cased line with no closing punctuation."""
+    if _MARKDOWN_HEADING.match(line):
+        return True
+    words = line.split()
+    if not words or len(words) > 16 or len(line) > 140 or _BULLET.match(line):
+        return False
+    if line[-1] in ".!?;:,\"”)’" or not (line[0].isupper() or line[0].isdigit()):
+        return False
+    long_words = [w for w in words if len(w) > 3]
+    capitalised = [w for w in long_words if w[0].isupper() or w[0].isdigit()]
+    return len(capitalised) * 2 >= len(long_words)
+
+
+def parse_document(path: str, text: str, sha256: str, encoding: str) -> Document:
+    """Find the title and sections, drop boilerplate, keep offsets."""
+    lines = []  # (start offset, stripped line) for non-empty lines
+    pos = 0
+    for raw_line in text.splitlines(keepends=True):
+        stripped = raw_line.strip()
+        if stripped:
+            lines.append((pos + raw_line.index(stripped[0]), stripped))
+        pos += len(raw_line)
+
+    title = ""
+    if lines and is_heading(lines[0][1]) and len(lines) > 1 and not is_heading(lines[1][1]):
+        title = _MARKDOWN_HEADING.sub("", lines[0][1])
+        lines = lines[1:]
+    if not title:
+        title = Path(path).stem
+    section = "Introduction"
+    paragraphs: list[Paragraph] = []
+    for i, (start, line) in enumerate(lines):
+        if _BOILERPLATE.match(line) or _MARKDOWN_HEADING.sub("", line) == title:
+            continue
+        if is_heading(line) and i + 1 < len(lines) and not _BOILERPLATE.match(lines[i + 1][1]):
+            section = _MARKDOWN_HEADING.sub("", line)
+            continue
+        bullet = _BULLET.match(line)
+        if bullet:
+            start += bullet.end()
+            line = line[bullet.end() :]
+        paragraphs.append(_make_paragraph(section, line, start))
+    return Document(path, title, text, sha256, encoding, tuple(paragraphs))
+
+
+def _make_paragraph(section: str, line: str, start: int) -> Paragraph:
+    fixed, index = repair_mojibake(line)
+    if fixed == line:
+        return Paragraph(section, line, start)
+    # Start at the first word, so a repaired emoji does not open every quote.
+    lead = next((k for k, ch in enumerate(fixed) if ch.isalnum()), 0)
+    offsets = tuple(start + k for k in index)
+    return Paragraph(
+        section, fixed[lead:], offsets[lead], offsets[lead:], end_offset=start + len(line)
+    )
+
+
+def load_documents(seeds_dir: Path, *, max_file_bytes: int) -> tuple[list[Document], list[str]]:
+    """Every .txt/.md file under seeds_dir, and one warning per file skipped.
+
+    Symlinks that resolve outside the folder are not followed.
+    Raises NoDocumentsError when the folder is missing or nothing could be read.
+    """
+    seeds_dir = Path(seeds_dir)
+    if not seeds_dir.is_dir():
+        raise NoDocumentsError(f"seeds folder not found: {seeds_dir}")
+    root = seeds_dir.resolve()
+    documents, warnings = [], []
+    for path in sorted(_walk(seeds_dir)):
+        rel = path.relative_to(seeds_dir).as_posix()
+        if path.is_symlink() and not path.resolve().is_relative_to(root):
+            warnings.append(f"skipped {rel}: symlink leaves the seeds folder")
+            continue
+        size = path.stat().st_size
+        if size > max_file_bytes:
+            warnings.append(f"skipped {rel}: {size} bytes is over the {max_file_bytes}-byte cap")
+            continue
+        data = path.read_bytes()
+        decoded = decode_bytes(data)
+        if decoded is None:
+            warnings.append(f"skipped {rel}: not a text file (binary or undetectable encoding)")
+            continue
+        text, encoding = decoded
+        doc = parse_document(rel, text, hashlib.sha256(data).hexdigest(), encoding)
+        if not doc.paragraphs:
+            warnings.append(f"skipped {rel}: no text")
+            continue
+        documents.append(doc)
+    if not documents:
+        raise NoDocumentsError(f"no readable .txt or .md documents in {seeds_dir}")
+    return documents, warnings
+
+
+def _walk(seeds_dir: Path):
+    for dirpath, dirnames, filenames in os.walk(seeds_dir, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if name.lower().endswith(SUFFIXES) and not name.startswith("."):
+                yield Path(dirpath) / name

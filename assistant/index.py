@@ -1,0 +1,336 @@
+"""The persisted index: chunks, sentence and chunk vectors, FAISS, BM25, manifest.
+
+Layout of the index folder (no pickle anywhere: JSON, .npy without objects,
+FAISS's own format, bm25s's JSON + .npy):
+
+    index/CURRENT            name of the live version folder, replaced atomically
+    index/v-<hash>/          one complete version: manifest.json last written
+        manifest.json        format, model, dimension, chunking, documents, files+sha256
+        chunks.jsonl  sentences.jsonl  chunk_vectors.npy  sentence_vectors.npy
+        dense.faiss  bm25/
+
+A build writes a new version folder beside the live one and only then points
+CURRENT at it, so a crash at any moment leaves the previous index loadable.
+Does not decide what to rebuild (pipeline.py does) and does not rank anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import ann
+from .chunking import Chunk, Sentence, chunk_document, text_hash
+from .documents import Document
+from .embedding import Embedder
+from .errors import IndexLoadError
+from .terms import terms
+
+FORMAT_VERSION = 1
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Index:
+    chunks: list[Chunk]
+    chunk_vectors: np.ndarray
+    sentences: list[tuple[str, Sentence]]  # (doc, sentence), one row per unique span
+    sentence_vectors: np.ndarray
+    chunk_sentence_rows: list[list[int]]
+    dense: object  # faiss.Index
+    bm25: object  # bm25s.BM25
+    manifest: dict
+    path: Path | None = None
+    _vocabulary: dict | None = field(default=None, repr=False)
+
+    @property
+    def vocabulary(self) -> dict[str, int]:
+        """BM25 term -> column."""
+        if self._vocabulary is None:
+            self._vocabulary = {t: i for t, i in self.bm25.vocab_dict.items() if t}
+        return self._vocabulary
+
+    def document_frequency(self, term_id: int) -> int:
+        indptr = self.bm25.scores["indptr"]
+        return int(indptr[term_id + 1] - indptr[term_id])
+
+
+@dataclass(frozen=True)
+class BuildStats:
+    documents: int
+    chunks: int
+    embedded: int  # chunk texts embedded in this build
+    reused: int  # chunk vectors taken from the previous index
+    seconds: float
+    changed_documents: tuple[str, ...] = ()
+
+
+def build_index(
+    documents: Sequence[Document],
+    embedder: Embedder,
+    settings,
+    *,
+    previous: Index | None = None,
+    progress: Progress | None = None,
+) -> tuple[Index, BuildStats]:
+    """Chunk, embed (reusing the previous index's vectors by text hash), index."""
+    started = time.perf_counter()
+    chunks: list[Chunk] = []
+    for doc in documents:
+        chunks.extend(
+            chunk_document(
+                doc,
+                embedder.count_tokens,
+                chunk_tokens=settings.chunk_tokens,
+                max_chunk_tokens=min(settings.max_chunk_tokens, embedder.max_tokens - 2),
+                overlap_sentences=settings.overlap_sentences,
+            )
+        )
+    cache_ok = previous is not None and previous.manifest.get("model") == embedder.name
+    chunk_cache = _vector_cache(previous.chunks, previous.chunk_vectors) if cache_ok else {}
+    chunk_vectors, embedded = _embed_with_cache(
+        [c.text for c in chunks], chunk_cache, embedder, progress, "chunks"
+    )
+
+    rows: dict[tuple[str, int, int], int] = {}
+    sentences: list[tuple[str, Sentence]] = []
+    chunk_sentence_rows = []
+    for chunk in chunks:
+        own = []
+        for s in chunk.sentences:
+            key = (chunk.doc, s.start, s.end)
+            if key not in rows:
+                rows[key] = len(sentences)
+                sentences.append((chunk.doc, s))
+            own.append(rows[key])
+        chunk_sentence_rows.append(own)
+    sentence_cache = (
+        _vector_cache([s for _, s in previous.sentences], previous.sentence_vectors)
+        if cache_ok
+        else {}
+    )
+    sentence_vectors, _ = _embed_with_cache(
+        [s.text for _, s in sentences], sentence_cache, embedder, progress, "sentences"
+    )
+
+    params = ann.choose_params(len(chunks))
+    dense = ann.build(chunk_vectors, params)
+    bm25 = build_bm25([c.text for c in chunks])
+    previous_hashes = previous.manifest["documents"] if previous else {}
+    changed = tuple(
+        d.path for d in documents if previous_hashes.get(d.path, {}).get("sha256") != d.sha256
+    )
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "model": embedder.name,
+        "dimension": embedder.dimension,
+        "max_tokens": embedder.max_tokens,
+        "chunking": settings.chunking_signature,
+        "ann": params,
+        "documents": {
+            d.path: {"sha256": d.sha256, "title": d.title, "encoding": d.encoding}
+            for d in documents
+        },
+        "counts": {"documents": len(documents), "chunks": len(chunks), "sentences": len(sentences)},
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    index = Index(chunks, chunk_vectors, sentences, sentence_vectors, chunk_sentence_rows,
+                  dense, bm25, manifest)  # fmt: skip
+    stats = BuildStats(len(documents), len(chunks), embedded, len(chunks) - embedded,
+                       time.perf_counter() - started, changed)  # fmt: skip
+    return index, stats
+
+
+def build_bm25(texts: Sequence[str]):
+    import bm25s
+
+    bm25 = bm25s.BM25()
+    bm25.index([terms(t) or [""] for t in texts], show_progress=False)
+    return bm25
+
+
+def _vector_cache(items, vectors: np.ndarray) -> dict[str, np.ndarray]:
+    return {text_hash(item.text): vectors[i] for i, item in enumerate(items)}
+
+
+def _embed_with_cache(texts, cache, embedder: Embedder, progress, label) -> tuple[np.ndarray, int]:
+    hashes = [text_hash(t) for t in texts]
+    missing = list(dict.fromkeys(h for h in hashes if h not in cache))
+    if missing:
+        by_hash = dict(zip(hashes, texts))
+        todo = [by_hash[h] for h in missing]
+        vectors = []
+        step = 256
+        for i in range(0, len(todo), step):
+            vectors.append(embedder.encode(todo[i : i + step]))
+            if progress:
+                progress(f"embedding {label}", min(i + step, len(todo)), len(todo))
+        cache = {**cache, **dict(zip(missing, np.concatenate(vectors)))}
+    out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
+    for i, h in enumerate(hashes):
+        out[i] = cache[h]
+    return out, len(missing)
+
+
+# ---- persistence -------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path):
+    """One builder at a time per index folder (advisory lock, freed on crash)."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def save_index(index: Index, index_dir: Path) -> Path:
+    """Write a new version folder, then switch CURRENT to it atomically."""
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    for stale in index_dir.glob(".tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=index_dir))
+    try:
+        _write_jsonl(tmp / "chunks.jsonl", (_chunk_record(c, r) for c, r in
+                                            zip(index.chunks, index.chunk_sentence_rows)))  # fmt: skip
+        _write_jsonl(tmp / "sentences.jsonl",
+                     ({"doc": d, "start": s.start, "end": s.end, "text": s.text}
+                      for d, s in index.sentences))  # fmt: skip
+        np.save(tmp / "chunk_vectors.npy", index.chunk_vectors, allow_pickle=False)
+        np.save(tmp / "sentence_vectors.npy", index.sentence_vectors, allow_pickle=False)
+        ann.save(index.dense, tmp / "dense.faiss")
+        index.bm25.save(str(tmp / "bm25"), show_progress=False)
+        files = {}
+        for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
+            _fsync_file(path)
+            files[path.relative_to(tmp).as_posix()] = _sha256_file(path)
+        manifest = {**index.manifest, "files": files}
+        _write_bytes(tmp / "manifest.json", json.dumps(manifest, indent=2).encode())
+        _fsync_dir(tmp)
+        version = "v-" + hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+        final = index_dir / version
+        if final.exists():
+            shutil.rmtree(tmp)
+        else:
+            os.rename(tmp, final)
+        _write_bytes(index_dir / "CURRENT.tmp", version.encode())
+        os.replace(index_dir / "CURRENT.tmp", index_dir / "CURRENT")
+        _fsync_dir(index_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in index_dir.glob("v-*"):
+        if old.name != version:
+            shutil.rmtree(old, ignore_errors=True)
+    index.manifest, index.path = manifest, final
+    return final
+
+
+def load_index(index_dir: Path, *, verify: bool = True) -> Index:
+    """Load the live version. Checksums are verified before FAISS reads a byte.
+
+    Raises IndexLoadError (missing, corrupt, or of another format version).
+    """
+    index_dir = Path(index_dir)
+    try:
+        version = (index_dir / "CURRENT").read_text().strip()
+    except OSError:
+        raise IndexLoadError(f"no index in {index_dir}") from None
+    folder = index_dir / version
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise IndexLoadError(f"unreadable manifest in {folder}: {exc}") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexLoadError(f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}")
+    if verify:
+        for name, digest in manifest.get("files", {}).items():
+            path = folder / name
+            if not path.is_file() or _sha256_file(path) != digest:
+                raise IndexLoadError(f"index file {name} is missing or corrupt (checksum)")
+    try:
+        import bm25s
+
+        chunk_records = _read_jsonl(folder / "chunks.jsonl")
+        sentence_records = _read_jsonl(folder / "sentences.jsonl")
+        sentences = [(r["doc"], Sentence(r["text"], r["start"], r["end"])) for r in sentence_records]
+        docs = manifest["documents"]
+        chunks = [
+            Chunk(r["doc"], docs[r["doc"]]["title"], r["section"], r["start"], r["end"], r["text"],
+                  tuple(sentences[k][1] for k in r["sentences"]))  # fmt: skip
+            for r in chunk_records
+        ]
+        index = Index(
+            chunks=chunks,
+            chunk_vectors=np.load(folder / "chunk_vectors.npy", allow_pickle=False),
+            sentences=sentences,
+            sentence_vectors=np.load(folder / "sentence_vectors.npy", allow_pickle=False),
+            chunk_sentence_rows=[r["sentences"] for r in chunk_records],
+            dense=ann.load(folder / "dense.faiss", manifest["ann"]),
+            bm25=bm25s.BM25.load(str(folder / "bm25"), show_progress=False, verbosity=0),
+            manifest=manifest,
+            path=folder,
+        )
+    except Exception as exc:  # any parse failure means the same to the user
+        raise IndexLoadError(f"cannot read index in {folder}: {exc}") from None
+    if index.dense.ntotal != len(chunks) or len(index.chunk_vectors) != len(chunks):
+        raise IndexLoadError(f"index in {folder} is inconsistent (counts differ)")
+    return index
+
+
+def _chunk_record(chunk: Chunk, sentence_rows: list[int]) -> dict:
+    return {"doc": chunk.doc, "section": chunk.section, "start": chunk.start, "end": chunk.end,
+            "text": chunk.text, "sentences": sentence_rows}  # fmt: skip
+
+
+def _write_jsonl(path: Path, records) -> None:
+    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    _write_bytes(path, data.encode("utf-8"))
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

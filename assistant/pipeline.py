@@ -1,0 +1,202 @@
+"""The Assistant: where documents, index, retrieval and answers meet.
+
+`Assistant.load` reads the seeds, loads the saved index and brings it up to date
+(only changed documents' chunks are embedded again); `ask` answers; `cite`
+looks a citation ID up. The live index is swapped in one assignment, so a
+rebuild never disturbs questions being answered. Does not parse arguments or
+render anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .answer import Answer, Citation, citation_id, compose_answer
+from .config import Settings, load_settings
+from .documents import Document, load_documents
+from .embedding import Embedder, SentenceTransformerEmbedder
+from .errors import CitationNotFoundError, IndexLoadError, UsageError
+from .index import BuildStats, Index, build_index, build_lock, load_index, save_index
+from .query import make_query
+from .retrieval import MODES, retrieve
+from .terms import words
+
+log = logging.getLogger(__name__)
+_CITATION_ID = re.compile(r"^(?P<doc>.+):(?P<start>\d+)-(?P<end>\d+)(?:#(?P<hash>[0-9a-f]{6}))?$")
+
+
+@dataclass(frozen=True)
+class _State:
+    index: Index
+    documents: dict[str, Document]
+    surface_words: tuple[str, ...]
+
+
+class Assistant:
+    def __init__(self, index: Index, documents: Sequence[Document], embedder: Embedder,
+                 settings: Settings, *, warnings: Sequence[str] = (),
+                 build_stats: BuildStats | None = None):  # fmt: skip
+        self.embedder = embedder
+        self.settings = settings
+        self.warnings = list(warnings)
+        self.build_stats = build_stats
+        self._state = _make_state(index, documents)
+
+    @classmethod
+    def load(
+        cls,
+        seeds_dir: str | Path = "seeds",
+        index_dir: str | Path = "index",
+        *,
+        settings: Settings | None = None,
+        embedder: Embedder | None = None,
+        progress=None,
+        rebuild: bool = False,
+    ) -> Assistant:
+        """Load the index of seeds_dir from index_dir, building or updating it as needed."""
+        settings = (settings or load_settings()).with_(
+            seeds_dir=Path(seeds_dir), index_dir=Path(index_dir)
+        )
+        embedder = embedder or SentenceTransformerEmbedder(settings.model_dir)
+        index, documents, warnings, stats = sync_index(settings, embedder, progress=progress,
+                                                       rebuild=rebuild)  # fmt: skip
+        return cls(index, documents, embedder, settings, warnings=warnings, build_stats=stats)
+
+    @property
+    def index(self) -> Index:
+        return self._state.index
+
+    def refresh(self, *, progress=None) -> BuildStats | None:
+        """Re-read the seeds and update the index; swap it in only once it is complete."""
+        index, documents, warnings, stats = sync_index(
+            self.settings, self.embedder, current=self._state.index, progress=progress
+        )
+        self.warnings = warnings
+        self._state = _make_state(index, documents)
+        return stats
+
+    def ask(self, question: str, history: Sequence[str] = (), *, k: int | None = None,
+            mode: str | None = None) -> Answer:  # fmt: skip
+        """Answer from the documents, with citations, or abstain."""
+        question = check_question(question, self.settings.max_question_chars)
+        k = self.settings.top_k if k is None else k
+        mode = mode or self.settings.mode
+        if not isinstance(k, int) or not 1 <= k <= 100:
+            raise UsageError("k must be a whole number from 1 to 100")
+        if mode not in MODES:
+            raise UsageError(f"mode must be one of: {', '.join(MODES)}")
+        history = [check_question(h, self.settings.max_question_chars) for h in history
+                   if isinstance(h, str) and h.strip()]  # fmt: skip
+        state = self._state  # one consistent snapshot for the whole request
+        query = make_query(
+            question, history, encode=self.embedder.encode,
+            known_stems=state.index.vocabulary, surface_words=state.surface_words,
+        )  # fmt: skip
+        hits = retrieve(state.index, query, mode=mode, k=k, settings=self.settings)
+        texts = {path: doc.text for path, doc in state.documents.items()}
+        return compose_answer(state.index, query, hits, texts, self.settings)
+
+    def cite(self, citation: str) -> Citation:
+        """The passage behind a citation ID; `stale=True` with the nearest current
+        passage when the document changed under it."""
+        match = _CITATION_ID.match((citation or "").strip())
+        if not match:
+            raise CitationNotFoundError(f"not a citation ID: {citation!r} (expected doc:start-end#hash)")
+        state = self._state
+        doc_path, start, end = match["doc"], int(match["start"]), int(match["end"])
+        doc = state.documents.get(doc_path)
+        if doc is None:
+            raise CitationNotFoundError(f"no document {doc_path!r} in the index (removed or renamed)")
+        quote = doc.text[start:end]
+        current = end <= len(doc.text) and start < end and (
+            match["hash"] is None or citation_id(doc_path, start, end, quote) == match[0].strip()
+        )
+        chunks = [c for c in state.index.chunks if c.doc == doc_path]
+        if current:
+            chunk = _containing_chunk(chunks, start, end)
+            if chunk is not None:
+                return _citation(doc, chunk, start, end)
+        nearest = _nearest_sentence(chunks, start, end)
+        if nearest is None:
+            raise CitationNotFoundError(f"{doc_path!r} has no passages")
+        chunk, sentence = nearest
+        return replace(_citation(doc, chunk, sentence.start, sentence.end), stale=True)
+
+
+def check_question(question, limit: int) -> str:
+    if question is None or not isinstance(question, str):
+        raise UsageError("the question must be text")
+    question = question.replace("\x00", " ")
+    question = question.encode("utf-8", "replace").decode("utf-8")  # lone surrogates
+    if not question.strip():
+        raise UsageError("the question is empty")
+    if len(question) > limit:
+        raise UsageError(f"the question is too long ({len(question)} characters; the limit is {limit})")
+    return question.strip()
+
+
+def sync_index(settings: Settings, embedder: Embedder, *, current: Index | None = None,
+               progress=None, rebuild: bool = False):  # fmt: skip
+    """Documents and an index that matches them, building only what changed.
+
+    Returns (index, documents, warnings, stats); stats is None when nothing was built.
+    """
+    documents, warnings = load_documents(settings.seeds_dir, max_file_bytes=settings.max_file_bytes)
+    index = current
+    if index is None and not rebuild:
+        try:
+            index = load_index(settings.index_dir)
+        except IndexLoadError as exc:
+            if (Path(settings.index_dir) / "CURRENT").exists():
+                warnings.append(f"rebuilding the index: {exc}")
+    reason = None if rebuild else _stale_reason(index, documents, embedder, settings)
+    if not rebuild and reason is None:
+        return index, documents, warnings, None
+    log.info("building index: %s", reason or "rebuild requested")
+    with build_lock(Path(settings.index_dir)):
+        previous = None if rebuild else index
+        index, stats = build_index(documents, embedder, settings, previous=previous, progress=progress)
+        try:
+            save_index(index, Path(settings.index_dir))
+        except OSError as exc:
+            warnings.append(f"index kept in memory only, cannot write {settings.index_dir}: {exc}")
+    return index, documents, warnings, stats
+
+
+def _stale_reason(index: Index | None, documents, embedder: Embedder, settings) -> str | None:
+    if index is None:
+        return "no index yet"
+    manifest = index.manifest
+    if manifest.get("model") != embedder.name or manifest.get("dimension") != embedder.dimension:
+        return "the configured model differs from the index's"
+    if manifest.get("chunking") != settings.chunking_signature:
+        return "chunking settings changed"
+    saved = {path: info["sha256"] for path, info in manifest.get("documents", {}).items()}
+    if saved != {d.path: d.sha256 for d in documents}:
+        return "documents added, changed or removed"
+    return None
+
+
+def _make_state(index: Index, documents: Sequence[Document]) -> _State:
+    surface = sorted({w for c in index.chunks for w in words(c.text) if w.isalpha() and len(w) >= 4})
+    return _State(index, {d.path: d for d in documents}, tuple(surface))
+
+
+def _containing_chunk(chunks, start: int, end: int):
+    inside = [c for c in chunks if c.start <= start and end <= c.end]
+    return min(inside, key=lambda c: (abs((c.start + c.end) / 2 - (start + end) / 2), c.start), default=None)
+
+
+def _nearest_sentence(chunks, start: int, end: int):
+    pairs = [(c, s) for c in chunks for s in c.sentences]
+    return min(pairs, key=lambda p: (abs(p[1].start - start) + abs(p[1].end - end), p[0].start), default=None)
+
+
+def _citation(doc: Document, chunk, start: int, end: int) -> Citation:
+    quote = doc.text[start:end]
+    return Citation(0, citation_id(doc.path, start, end, quote), doc.path, doc.title, chunk.section,
+                    start, end, quote, chunk.text, 1.0, chunk.id, chunk.start, chunk.end)  # fmt: skip

@@ -1,0 +1,85 @@
+"""Turn a user's question (and earlier turns) into a retrieval query.
+
+Resolves elliptical follow-ups ("And who led the South?") by joining the last
+user turn, corrects misspellings against the corpus vocabulary, and embeds.
+Does not retrieve; uses no language model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .terms import STOPWORDS, correct_terms, stem, words
+
+_FOLLOWUP_START = re.compile(
+    r"^\s*(and|but|also|so|or|then|what about|how about|what of|and what about)\b", re.IGNORECASE
+)
+_REFERRING = frozenset("he she they it its his her their them that this those these there".split())
+
+
+@dataclass(frozen=True)
+class Query:
+    question: str  # as the user typed it
+    text: str  # what is embedded: the question, joined with context for a follow-up
+    vector: np.ndarray  # unit length
+    terms: tuple[str, ...]  # stemmed, spell-corrected: what BM25 sees
+    focus_terms: tuple[str, ...]  # the question's own terms (a subset of terms)
+    corrections: tuple[tuple[str, str], ...] = ()
+    followup_of: str | None = None
+
+
+def is_followup(question: str) -> bool:
+    """Elliptical or referring back: a connector start, a pronoun, or <= 2 content words."""
+    tokens = words(question)
+    content = [w for w in tokens if w not in STOPWORDS]
+    return bool(
+        _FOLLOWUP_START.match(question) or _REFERRING.intersection(tokens) or len(content) <= 2
+    )
+
+
+def resolve_followup(question: str, history: Sequence[str]) -> str | None:
+    """The earlier user turn a follow-up leans on, or None when it stands alone."""
+    earlier = [turn for turn in history if isinstance(turn, str) and turn.strip()]
+    if not earlier or not is_followup(question):
+        return None
+    return earlier[-1].strip()
+
+
+def make_query(
+    question: str,
+    history: Sequence[str],
+    *,
+    encode,
+    known_stems,
+    surface_words,
+) -> Query:
+    """Build the Query: context for follow-ups, spelling fixed, text embedded once."""
+    context = resolve_followup(question, history)
+    text = f"{context} {question}" if context else question
+    fixes = correct_terms(words(text), known_stems=known_stems, surface_words=surface_words)
+
+    def analysed(t: str) -> list[str]:
+        out = []
+        for w in words(t):
+            w = fixes.get(w, w)
+            if w not in STOPWORDS and (len(w) > 1 or w.isdigit()):
+                out.append(stem(w))
+        return out
+
+    embedded = text
+    for wrong, right in fixes.items():
+        embedded = re.sub(rf"\b{re.escape(wrong)}\b", right, embedded, flags=re.IGNORECASE)
+    vector = encode([embedded])[0]
+    return Query(
+        question=question,
+        text=embedded,
+        vector=vector,
+        terms=tuple(analysed(text)),
+        focus_terms=tuple(analysed(question)),
+        corrections=tuple(sorted(fixes.items())),
+        followup_of=context,
+    )

@@ -1,0 +1,67 @@
+"""Lexical analysis shared by BM25 indexing, query parsing and answer scoring.
+
+Lower-cases, drops English stopwords (question words included) and applies the
+Snowball stemmer, so "negotiated" and "negotiations" meet. Does not score anything.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Container, Sequence
+from functools import lru_cache
+
+import Stemmer
+
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
+_STEMMER = Stemmer.Stemmer("english")
+
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been
+    before being below between both but by can could did do does doing down during each
+    else ever few for from further had has have having he her here hers herself him himself
+    his how i if in into is it its itself just let me more most my myself no nor not now of
+    off on once only or other our ours ourselves out over own same shall she should so some
+    such than that the their theirs them themselves then there these they this those through
+    to too under until up upon us very was we were what whatever when where which while who
+    whom whose why will with would you your yours yourself yourselves tell explain describe
+    please know say said did does mean meant according document documents text there's
+    what's who's""".split()
+)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens, possessives dropped."""
+    out = []
+    for w in _WORD.findall(text.lower()):
+        w = re.sub(r"['’]s$", "", w).replace("’", "'")
+        out.append(w)
+    return out
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    return _STEMMER.stemWord(word)
+
+
+def terms(text: str) -> list[str]:
+    """Stemmed content terms, in order, duplicates kept (what BM25 indexes)."""
+    return [stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+
+
+def correct_terms(
+    query_words: list[str], *, known_stems: Container[str], surface_words: Sequence[str]
+) -> dict[str, str]:
+    """Map misspelt query words to a close corpus word ("armistace" -> "armistice").
+
+    Only words of five letters or more whose stem the corpus does not know are
+    considered, and only a close match (difflib ratio >= 0.8) is taken.
+    """
+    fixes: dict[str, str] = {}
+    for word in query_words:
+        if len(word) < 5 or not word.isalpha() or word in STOPWORDS or stem(word) in known_stems:
+            continue
+        match = difflib.get_close_matches(word, surface_words, n=1, cutoff=0.8)
+        if match:
+            fixes[word] = match[0]
+    return fixes
