@@ -1,0 +1,101 @@
+"""Shared fixtures: a fast deterministic fake embedder and a tiny corpus in tmp_path."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.config import Settings
+from assistant.terms import terms
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+
+
+class FakeEmbedder:
+    """Hashed bag of stemmed terms: texts sharing words are close. Counts its work."""
+
+    name = "fake-bow@1"
+    dimension = 64
+    max_tokens = 256
+
+    def __init__(self):
+        self.encoded: list[str] = []
+
+    def count_tokens(self, texts):
+        return [len(t.split()) for t in texts]
+
+    def encode(self, texts, *, show_progress=False):
+        self.encoded.extend(texts)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for term in terms(text) or ["<empty>"]:
+                digest = hashlib.sha256(term.encode()).digest()
+                out[row, digest[0] % self.dimension] += 1.0 if digest[1] % 2 else -1.0
+            out[row] /= np.linalg.norm(out[row]) or 1.0
+        return out
+
+
+TINY_DOCS = {
+    "alpha.txt": (
+        "The Armistice Talks\n\n"
+        "Opening Moves\n"
+        "Talks began at Kaesong in July 1951. The delegates argued about the agenda for weeks.\n"
+        "Prisoners of War\n"
+        "The exchange of prisoners was the hardest issue. Voluntary repatriation divided the sides.\n"
+        "- Operation Little Switch exchanged sick prisoners in April 1953.\n"
+        "The Signing\n"
+        "The armistice was signed at Panmunjom on July 27, 1953. No peace treaty followed.\n"
+        "Scroll to top\n"
+    ),
+    "beta.md": (
+        "# Later Summits\n\n"
+        "Summits\n"
+        "Leaders met in 2000 and in 2007 for inter-Korean summits.\n"
+        "See also  Some unrelated article\n"
+        "The Panmunjom Declaration came in 2018.\n"
+        "Echo\n"
+        "The armistice was signed at Panmunjom on July 27, 1953, and no peace treaty followed it.\n"
+    ),
+}
+
+
+@pytest.fixture
+def fake_embedder():
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def tiny_seeds(tmp_path) -> Path:
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    for name, text in TINY_DOCS.items():
+        (seeds / name).write_text(text, encoding="utf-8")
+    return seeds
+
+
+@pytest.fixture
+def tiny_settings(tmp_path, tiny_seeds) -> Settings:
+    return Settings(seeds_dir=tiny_seeds, index_dir=tmp_path / "index", abstain_below=0.5)
+
+
+@pytest.fixture
+def real_seeds(tmp_path) -> Path:
+    """A private copy of the project's seeds (tests may add or edit files)."""
+    target = tmp_path / "seeds"
+    shutil.copytree(SEEDS, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def real_assistant(tmp_path_factory):
+    """The real bundled model over the real seeds, index built once per session."""
+    from assistant import Assistant
+
+    base = tmp_path_factory.mktemp("real")
+    shutil.copytree(SEEDS, base / "seeds")
+    return Assistant.load(base / "seeds", base / "index")
