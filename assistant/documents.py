@@ -73,9 +73,14 @@ def decode_bytes(data: bytes) -> tuple[str, str] | None:
     except UnicodeDecodeError:
         from charset_normalizer import from_bytes
 
-        best = from_bytes(data).best()
+        matches = from_bytes(data)
+        best = matches.best()
         if best is None:
             return None
+        # Short Western texts fit many single-byte code pages equally well and the
+        # detector's pick among them is arbitrary (cp1250 reads Latin-1 "à" as "ŕ"):
+        # prefer cp1252, the superset of Latin-1, whenever it fits as well as the best.
+        best = next((m for m in matches if m.encoding == "cp1252" and m.chaos <= best.chaos), best)
         text, encoding = str(best), best.encoding
         if text.startswith("\ufeff"):
             text = text[1:]
