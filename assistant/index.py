@@ -4,7 +4,7 @@ Layout of the index folder (no pickle anywhere: JSON, .npy without objects,
 FAISS's own format, bm25s's JSON + .npy):
 
     index/CURRENT            name of the live version folder, replaced atomically
-    index/v-<hash>/          one complete version: manifest.json last written
+    index/v-<hash>-<nonce>/  one complete version, <hash> of its manifest.json (written last)
         manifest.json        format, model, dimension, chunking, documents, files+sha256
         chunks.jsonl  sentences.jsonl  chunk_vectors.npy  sentence_vectors.npy
         dense.faiss  bm25/
@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -38,6 +39,7 @@ from .errors import IndexLoadError
 from .terms import terms
 
 FORMAT_VERSION = 1
+_VERSION_NAME = re.compile(r"v-[0-9a-f]{16}-[0-9a-f]{8}")
 Progress = Callable[[str, int, int], None]
 
 
@@ -97,7 +99,8 @@ def build_index(
                 overlap_sentences=settings.overlap_sentences,
             )
         )
-    cache_ok = previous is not None and previous.manifest.get("model") == embedder.name
+    cache_ok = previous is not None and (previous.manifest.get("model"),
+               previous.manifest.get("dimension")) == (embedder.name, embedder.dimension)  # fmt: skip
     chunk_cache = _vector_cache(previous.chunks, previous.chunk_vectors) if cache_ok else {}
     chunk_vectors, embedded = _embed_with_cache(
         [c.text for c in chunks], chunk_cache, embedder, progress, "chunks"
@@ -220,14 +223,14 @@ def save_index(index: Index, index_dir: Path) -> Path:
             _fsync_file(path)
             files[path.relative_to(tmp).as_posix()] = _sha256_file(path)
         manifest = {**index.manifest, "files": files}
-        _write_bytes(tmp / "manifest.json", json.dumps(manifest, indent=2).encode())
+        manifest_bytes = json.dumps(manifest, indent=2).encode()
+        _write_bytes(tmp / "manifest.json", manifest_bytes)
         _fsync_dir(tmp)
-        version = "v-" + hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+        # Named by the manifest's hash, which load_index checks, plus a nonce: a
+        # rebuild of identical content never lands on an old (perhaps damaged) folder.
+        version = f"v-{hashlib.sha256(manifest_bytes).hexdigest()[:16]}-{os.urandom(4).hex()}"
         final = index_dir / version
-        if final.exists():
-            shutil.rmtree(tmp)
-        else:
-            os.rename(tmp, final)
+        os.rename(tmp, final)
         _write_bytes(index_dir / "CURRENT.tmp", version.encode())
         os.replace(index_dir / "CURRENT.tmp", index_dir / "CURRENT")
         _fsync_dir(index_dir)
@@ -251,11 +254,16 @@ def load_index(index_dir: Path, *, verify: bool = True) -> Index:
         version = (index_dir / "CURRENT").read_text().strip()
     except OSError:
         raise IndexLoadError(f"no index in {index_dir}") from None
+    if not _VERSION_NAME.fullmatch(version):
+        raise IndexLoadError(f"{index_dir / 'CURRENT'} does not name an index version")
     folder = index_dir / version
     try:
-        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest_bytes = (folder / "manifest.json").read_bytes()
+        manifest = json.loads(manifest_bytes)
     except (OSError, ValueError) as exc:
         raise IndexLoadError(f"unreadable manifest in {folder}: {exc}") from None
+    if verify and version[2:18] != hashlib.sha256(manifest_bytes).hexdigest()[:16]:
+        raise IndexLoadError("index file manifest.json is corrupt (checksum)")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexLoadError(f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}")
     if verify:
