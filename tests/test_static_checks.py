@@ -115,3 +115,61 @@ def test_no_code_loads_pickles_or_trusts_remote_code():
     problems = [f"{path.relative_to(ROOT)} {use}" for path in python_files()
                 for use in unsafe_uses(path.read_text(encoding="utf-8"))]  # fmt: skip
     assert problems == [], "\n".join(problems)
+
+
+# ---- line 20: dependency audit in CI, gradio pinned to 6 ---------------------------
+
+
+def load_audit_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ci_audit", ROOT / ".ci" / "audit.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gradio_is_pinned_to_6_and_pip_audit_is_a_dev_dependency():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "gradio>=6.25,<7" in project["dependencies"]
+    assert any(d.startswith("pip-audit") for d in project["optional-dependencies"]["dev"])
+
+
+def test_ci_runs_the_audit_before_the_tests_and_keeps_its_status():
+    lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    audit = lines.index(".venv/bin/python .ci/audit.py || audit_status=$?")
+    assert lines.index("make setup") < audit < lines.index("make test") < lines.index('exit "$audit_status"')
+
+
+def dep(name, *vulns):
+    return {"name": name, "version": "1.0", "vulns": [{"id": v, "fix_versions": ["1.1"]} for v in vulns]}
+
+
+SKIPPED = {"name": "torch", "skip_reason": "Dependency not found on PyPI and could not be audited"}
+
+
+@pytest.mark.parametrize(
+    "report, reason, code, first_line",
+    [
+        (None, "Failed to resolve 'api.osv.dev'", 0, "dependency audit: NOT RUN (pypi: Failed to resolve"),
+        ({"dependencies": [SKIPPED, SKIPPED]}, "", 0, "dependency audit: NOT RUN (pypi answered for none of the 2"),
+        ({"dependencies": [dep("numpy"), SKIPPED]}, "", 0, "dependency audit: passed: no known vulnerabilities; 1 packages"),
+        ({"dependencies": [dep("gradio", "GHSA-xxxx", "PYSEC-1"), dep("numpy")]}, "", 1,
+         "dependency audit: FAILED: 2 known vulnerabilities; 2 packages"),
+    ],
+    ids=["unreachable", "nothing-audited", "clean", "findings"],
+)
+def test_the_audit_fails_ci_on_a_finding_and_never_on_an_unreachable_service(report, reason, code,
+                                                                             first_line):  # fmt: skip
+    got_code, lines = load_audit_script().summarise(report, reason)
+    assert got_code == code and lines[0].startswith(first_line), lines
+    if code:
+        assert "  gradio 1.0: GHSA-xxxx (fixed in 1.1)" in lines
+
+
+def test_the_audit_ignore_file_takes_ids_with_reasons(tmp_path):
+    path = tmp_path / "audit-ignore"
+    path.write_text("# accepted findings\nGHSA-aaaa  # only affects the OAuth login we do not use\n\nPYSEC-2\n")
+    assert load_audit_script().ignored_ids(path) == ["GHSA-aaaa", "PYSEC-2"]
