@@ -1,0 +1,124 @@
+"""Serving plumbing: the Assistant slot filled in the background, health and readiness.
+
+`AssistantSlot` lets the server start listening before the model and index are
+loaded (handlers and /readyz report "still loading" meanwhile). Does not build
+the page (app.py does) and does not answer questions.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from .config import Settings, load_settings
+from .errors import AssistantError, UsageError
+from .pipeline import Assistant
+
+log = logging.getLogger(__name__)
+
+
+class NotReadyError(AssistantError):
+    """The model and index are still loading, or failed to load."""
+
+
+class AssistantSlot:
+    """Holds the server's Assistant; a background thread may fill it in after start-up."""
+
+    def __init__(self, assistant: Assistant | None = None, *, settings: Settings | None = None):
+        self._assistant = assistant
+        self.settings = assistant.settings if assistant is not None else settings or load_settings()
+        self.error: str | None = None
+        self.done = threading.Event()
+        if assistant is not None:
+            self.done.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._assistant is not None
+
+    def get(self) -> Assistant:
+        if self._assistant is not None:
+            return self._assistant
+        if self.error is not None:
+            raise NotReadyError(f"the assistant failed to load: {self.error}")
+        raise NotReadyError("still loading the model and the index; try again in a few seconds")
+
+    def load_in_background(self, load: Callable[[], Assistant], *,
+                           on_done: Callable[[AssistantSlot], None] | None = None) -> threading.Thread:  # fmt: skip
+        """Run `load` in a thread, then warm the model up so the first question is fast."""
+
+        def run() -> None:
+            try:
+                assistant = load()
+                assistant.embedder.encode(["warm up"])  # loads the model weights now
+            except AssistantError as exc:
+                self.error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - reported by /readyz, logged here
+                log.exception("loading the assistant failed")
+                self.error = f"internal error ({type(exc).__name__})"
+            else:
+                self.settings, self._assistant = assistant.settings, assistant
+            finally:
+                self.done.set()
+                if on_done is not None:
+                    on_done(self)
+
+        thread = threading.Thread(target=run, name="load-assistant", daemon=True)
+        thread.start()
+        return thread
+
+
+def as_slot(source: Assistant | AssistantSlot | Callable[[], Assistant]) -> AssistantSlot:
+    if isinstance(source, AssistantSlot):
+        return source
+    if isinstance(source, Assistant):
+        return AssistantSlot(source)
+    slot = AssistantSlot()
+    slot.load_in_background(source)
+    return slot
+
+
+def readiness(slot: AssistantSlot) -> tuple[int, dict]:
+    """(HTTP status, body) for /readyz: 503 until the model and index are loaded."""
+    if not slot.ready:
+        if slot.error is not None:
+            return 503, {"status": "failed", "error": slot.error}
+        return 503, {"status": "loading"}
+    index = slot.get().index
+    manifest = index.manifest
+    return 200, {
+        "status": "ready",
+        "index_version": index.path.name if index.path is not None else "in-memory",
+        "index_format": manifest.get("format_version"),
+        "documents": manifest.get("counts", {}).get("documents"),
+        "chunks": manifest.get("counts", {}).get("chunks"),
+        "model": manifest.get("model"),
+        "built_at": manifest.get("built_at"),
+    }
+
+
+def protected_paths(settings: Settings) -> list[str]:
+    """Folders the server must never serve: the documents, the index, the model."""
+    from .embedding import bundled_model_dir
+
+    paths = [settings.seeds_dir, settings.index_dir]
+    try:
+        paths.append(settings.model_dir or bundled_model_dir())
+    except AssistantError:
+        pass  # no model: loading will fail and say so
+    return [str(Path(p).resolve()) for p in paths]
+
+
+def make_server(app, host: str, port: int):
+    """A uvicorn server and its already-bound socket (a busy port fails here, clearly)."""
+    import uvicorn
+
+    try:
+        sock = socket.create_server((host, port), reuse_port=False)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+    return server, sock
