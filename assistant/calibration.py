@@ -1,0 +1,103 @@
+"""Fit the answer confidence and pick the abstention threshold, in plain numpy.
+
+`fit_logistic` is an L2-regularized logistic regression (Newton's method on
+standardized features, weights mapped back to raw feature units, bias not
+penalized); `best_threshold` is SQuAD 2.0's best-threshold sweep, here
+maximizing abstention F1; `risk_coverage` tabulates what each threshold costs.
+Does not run the assistant or read and write files (evaluation.py does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .metrics import abstention_scores
+
+
+def fit_logistic(X: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iterations: int = 50
+                 ) -> tuple[np.ndarray, float]:  # fmt: skip
+    """Weights and bias of P(y=1 | x) = sigmoid(bias + x @ weights).
+
+    Minimizes the summed log loss + l2/2 * |w|^2, with w the weights of the
+    standardized features (so the penalty treats every feature alike).
+    """
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    scale[scale == 0] = 1.0  # a constant feature keeps weight 0 under the penalty
+    Z = np.hstack([np.ones((len(X), 1)), (X - mean) / scale])
+    theta = np.zeros(Z.shape[1])
+    penalty = np.full(Z.shape[1], l2)
+    penalty[0] = 0.0
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(Z @ theta, -30, 30)))
+        gradient = Z.T @ (p - y) + penalty * theta
+        hessian = (Z * (p * (1 - p))[:, None]).T @ Z + np.diag(penalty) + 1e-9 * np.eye(len(theta))
+        step = np.linalg.solve(hessian, gradient)
+        theta -= step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    weights = theta[1:] / scale
+    bias = float(theta[0] - np.sum(theta[1:] * mean / scale))
+    return weights, bias
+
+
+def candidate_thresholds(confidences: Sequence[float]) -> list[float]:
+    """Midpoints between neighbouring distinct confidences, plus one below and one above all."""
+    values = sorted(set(float(c) for c in confidences))
+    if not values:
+        return [0.5]
+    mids = [(a + b) / 2 for a, b in zip(values, values[1:])]
+    return [max(values[0] / 2, 0.0), *mids, (values[-1] + 1.0) / 2]
+
+
+@dataclass(frozen=True)
+class ThresholdPoint:
+    threshold: float
+    coverage: float  # share of all questions answered
+    risk: float | None  # share of answered questions answered wrongly
+    abstention_f1: float
+    false_abstention_rate: float
+    abstention_recall: float
+
+
+def sweep(confidences: Sequence[float], answerable: Sequence[bool], correct: Sequence[bool]
+          ) -> list[ThresholdPoint]:  # fmt: skip
+    """Every distinct way a threshold can split the questions, lowest threshold first.
+
+    A question abstains when its confidence is below the threshold. `correct`
+    says whether answering it would be right (answerable and supported).
+    """
+    out = []
+    for t in candidate_thresholds(confidences):
+        abstained = [c < t for c in confidences]
+        scores = abstention_scores(abstained, answerable)
+        answered = [ok for a, ok in zip(abstained, correct) if not a]
+        out.append(ThresholdPoint(
+            threshold=t,
+            coverage=len(answered) / len(confidences) if confidences else 0.0,
+            risk=1 - sum(answered) / len(answered) if answered else None,
+            abstention_f1=scores["abstention_f1"] or 0.0,
+            false_abstention_rate=scores["false_abstention_rate"] or 0.0,
+            abstention_recall=scores["abstention_recall"] or 0.0,
+        ))  # fmt: skip
+    return out
+
+
+def best_threshold(points: Sequence[ThresholdPoint]) -> ThresholdPoint:
+    """Highest abstention F1; among equals, fewest false abstentions, then the lowest threshold."""
+    return max(points, key=lambda p: (round(p.abstention_f1, 12), -p.false_abstention_rate, -p.threshold))
+
+
+def risk_coverage_rows(points: Sequence[ThresholdPoint], chosen: ThresholdPoint, *, rows: int = 12
+                       ) -> list[ThresholdPoint]:  # fmt: skip
+    """A readable subset of the sweep: evenly spaced points, the chosen one always among them."""
+    if len(points) <= rows:
+        return list(points)
+    picks = {round(i * (len(points) - 1) / (rows - 1)) for i in range(rows)}
+    picked = [p for i, p in enumerate(points) if i in picks or p == chosen]
+    return picked

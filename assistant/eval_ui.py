@@ -1,0 +1,120 @@
+"""The web app's Evaluation tab: run a question set and show metrics, plots and answers.
+
+`build_evaluation_tab(get_assistant)` adds its components to whatever gr.Tab or
+gr.Blocks is open; `run_evaluation` is the plain handler behind the button (unit
+tests call it directly). The shipped set runs by default; another set can be
+uploaded (no server path is typed in, so the tab cannot be pointed at arbitrary
+files). Errors reach the user as one-line gr.Error messages. Does not compute
+metrics or draw plots itself (evaluation.py, report.py).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from .errors import AssistantError
+from .evaluation import DEFAULT_QUESTIONS, check_lengths, load_questions, run_questions, select_split
+from .report import confidence_figure, metric_rows, question_rows, rank_figure
+
+ALL_SPLITS = "all"
+MODES = ("hybrid", "dense", "bm25")
+
+
+@dataclass
+class EvaluationView:
+    status: str
+    metrics: pd.DataFrame
+    rank_plot: object  # matplotlib Figure
+    confidence_plot: object
+    questions: pd.DataFrame
+
+    def as_tuple(self) -> tuple:
+        return self.status, self.metrics, self.rank_plot, self.confidence_plot, self.questions
+
+
+def evaluate_view(assistant, file: str | Path | None = None, *, split: str = ALL_SPLITS,
+                  mode: str = "hybrid", k: int = 10, progress=None) -> EvaluationView:  # fmt: skip
+    """Run a question set (the shipped one when file is None) and build what the tab shows."""
+    path = Path(file) if file else DEFAULT_QUESTIONS
+    questions = load_questions(path)
+    check_lengths(questions, assistant.settings.max_question_chars, source=path.name)
+    if any(q.split for q in questions):  # a set without splits runs whole, whatever is picked
+        questions = select_split(questions, None if split in (None, "", ALL_SPLITS) else split)
+    if mode not in MODES:
+        raise AssistantError(f"mode must be one of: {', '.join(MODES)}")
+
+    def report(label: str, done: int, total: int) -> None:
+        if progress is not None:
+            progress(done / total, desc=f"{label}: {done}/{total}")
+
+    run = run_questions(assistant, questions, k=k, mode=mode, progress=report)
+    metric_headers, metric_body = metric_rows([run])
+    question_headers, question_body = question_rows([run])
+    m = run.metrics
+    status = (f"{html.escape(path.name)}: {len(questions)} questions, mode {mode}, k={k}, abstain below "
+              f"{run.threshold:.2f}. Ranking and citation metrics count the {m['answerable']} "
+              f"answerable questions.")  # fmt: skip
+    return EvaluationView(
+        status,
+        pd.DataFrame(metric_body, columns=metric_headers),
+        rank_figure([run]),
+        confidence_figure([run]),
+        pd.DataFrame(question_body, columns=question_headers),
+    )
+
+
+def run_evaluation(get_assistant: Callable[[], object], file=None, split: str = ALL_SPLITS,
+                   mode: str = "hybrid", progress=None) -> tuple:  # fmt: skip
+    """The button's handler: user errors become gr.Error, nothing else escapes."""
+    try:
+        view = evaluate_view(get_assistant(), _file_path(file), split=split, mode=mode, progress=progress)
+    except AssistantError as exc:
+        raise gr.Error(str(exc)) from None
+    except Exception as exc:  # one failed run must not take the server down
+        raise gr.Error(f"evaluation failed ({type(exc).__name__})") from None
+    return view.as_tuple()
+
+
+def _file_path(file) -> str | None:
+    """gr.File gives a path string (type='filepath'); older payloads have a .name."""
+    if file is None or file == "":
+        return None
+    return str(getattr(file, "name", file))
+
+
+def build_evaluation_tab(get_assistant: Callable[[], object]) -> dict:
+    """Add the evaluation components to the open Blocks context; return them by name."""
+    gr.Markdown(
+        "Runs every question of a question set through the same answering code as the chat "
+        "and scores it against the evidence. The shipped set is "
+        f"`{DEFAULT_QUESTIONS.relative_to(DEFAULT_QUESTIONS.parents[2]).as_posix()}`; "
+        "upload another JSON Lines set in the same format to run that instead."
+    )
+    with gr.Row():
+        upload = gr.File(label="Question set (optional, .jsonl)", file_types=[".jsonl"],
+                         type="filepath")  # fmt: skip
+        split = gr.Radio([ALL_SPLITS, "dev", "test"], value=ALL_SPLITS, label="Split")
+        mode = gr.Radio(list(MODES), value="hybrid", label="Retrieval mode")
+    button = gr.Button("Run evaluation", variant="primary")
+    status = gr.Markdown()
+    metrics = gr.Dataframe(label="Metrics", interactive=False)
+    with gr.Row():
+        rank_plot = gr.Plot(label="Rank of the first relevant passage", format="png")
+        confidence_plot = gr.Plot(label="Confidence and the abstention threshold", format="png")
+    questions = gr.Dataframe(label="Questions", interactive=False, wrap=True)
+
+    def handler(file, split_value, mode_value, progress=gr.Progress()):
+        return run_evaluation(get_assistant, file, split_value, mode_value, progress)
+
+    button.click(handler, [upload, split, mode],
+                 [status, metrics, rank_plot, confidence_plot, questions],
+                 api_name="evaluate", concurrency_limit=1)  # fmt: skip
+    return {"upload": upload, "split": split, "mode": mode, "button": button, "status": status,
+            "metrics": metrics, "rank_plot": rank_plot, "confidence_plot": confidence_plot,
+            "questions": questions}  # fmt: skip

@@ -1,0 +1,328 @@
+"""Evaluate the assistant on a question set: load it, ask every question, judge, print.
+
+Every question goes through the same `Assistant.ask` as the UI and the CLI. A
+question file is checked whole before any work; the first bad line stops the
+run with its line number. Metric formulas live in metrics.py, plots and report
+files in report.py, the logistic fit and threshold sweep in calibration.py.
+Does not change the engine: `--calibrate` only writes assistant/calibration.json,
+which `config.load_settings()` reads.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+
+from .answer import DEFAULT_WEIGHTS, confidence_from, feature_matrix
+from .calibration import best_threshold, fit_logistic, risk_coverage_rows, sweep
+from .config import CALIBRATION_FILE, load_settings
+from .documents import decode_bytes
+from .errors import UsageError
+from .metrics import QuestionResult, contains_evidence, normalize, summarize_by_split
+from .report import metric_rows, write_report
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_QUESTIONS = REPO_ROOT / "tests" / "data" / "questions.jsonl"
+L2 = 1.0  # ridge penalty of the confidence fit (standardized features); fixed, not tuned
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    answerable: bool
+    evidence: tuple[str, ...]
+    answer: str = ""
+    history: tuple[str, ...] = ()
+    split: str | None = None
+    line: int = 0
+
+
+def parse_question(record, *, where: str) -> Question:
+    """One JSON value as a Question; UsageError "WHERE: problem" when it is not one."""
+    if not isinstance(record, dict):
+        raise UsageError(f"{where}: expected a JSON object")
+    for name in ("id", "question", "answerable", "evidence"):
+        if name not in record:
+            raise UsageError(f"{where}: missing field {name!r}")
+    qid, text, answerable, evidence = (record[n] for n in ("id", "question", "answerable", "evidence"))
+    if not isinstance(qid, str | int) or isinstance(qid, bool) or not str(qid).strip():
+        raise UsageError(f"{where}: field 'id' must be a non-empty string")
+    if not isinstance(text, str) or not text.strip():
+        raise UsageError(f"{where}: field 'question' must be a non-empty string")
+    if not isinstance(answerable, bool):
+        raise UsageError(f"{where}: field 'answerable' must be true or false")
+    if not isinstance(evidence, list) or not all(isinstance(e, str) and e.strip() for e in evidence):
+        raise UsageError(f"{where}: field 'evidence' must be a list of non-empty strings")
+    if answerable and not evidence:
+        raise UsageError(f"{where}: an answerable question needs at least one evidence string")
+    if not answerable and evidence:
+        raise UsageError(f"{where}: an unanswerable question must have no evidence")
+    answer = record.get("answer", "")
+    history = record.get("history", [])
+    split = record.get("split")
+    if answer is None:
+        answer = ""
+    if not isinstance(answer, str):
+        raise UsageError(f"{where}: field 'answer' must be a string")
+    if history is None:
+        history = []
+    if not isinstance(history, list) or not all(isinstance(h, str) for h in history):
+        raise UsageError(f"{where}: field 'history' must be a list of strings")
+    if split is not None and (not isinstance(split, str) or not split.strip()):
+        raise UsageError(f"{where}: field 'split' must be a non-empty string")
+    return Question(str(qid), text, answerable, tuple(evidence), answer, tuple(history), split)
+
+
+def parse_questions(text: str, *, source: str = "questions") -> list[Question]:
+    """Questions from JSON Lines text; blank lines are skipped, line numbers are physical."""
+    questions: list[Question] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{source} line {number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{where}: not valid JSON ({exc.msg})") from None
+        question = parse_question(record, where=where)
+        if question.id in seen:
+            raise UsageError(f"{where}: duplicate id {question.id!r} (first on line {seen[question.id]})")
+        seen[question.id] = number
+        questions.append(replace(question, line=number))
+    if not questions:
+        raise UsageError(f"{source}: no questions")
+    return questions
+
+
+def load_questions(path: str | Path) -> list[Question]:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"question file not found: {path}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read question file {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UsageError(f"{path.name} line {line}: not UTF-8 text") from None
+    return parse_questions(text, source=path.name)
+
+
+def check_lengths(questions: Sequence[Question], limit: int, *, source: str = "questions") -> None:
+    """Fail before any work on a question (or history turn) that ask() would refuse."""
+    for q in questions:
+        for text in (q.question, *q.history):
+            if len(text.strip()) > limit:
+                raise UsageError(f"{source} line {q.line}: text longer than {limit} characters")
+
+
+def select_split(questions: Sequence[Question], split: str | None) -> list[Question]:
+    if split is None:
+        return list(questions)
+    chosen = [q for q in questions if q.split == split]
+    if not chosen:
+        known = sorted({q.split for q in questions if q.split}) or ["none"]
+        raise UsageError(f"no questions with split {split!r} (splits in the file: {', '.join(known)})")
+    return chosen
+
+
+def with_settings(assistant, **changes):
+    """A shallow copy of the assistant answering under changed settings (the original is untouched)."""
+    other = copy.copy(assistant)
+    other.settings = assistant.settings.with_(**changes)
+    return other
+
+
+@dataclass
+class EvalRun:
+    mode: str
+    k: int
+    threshold: float
+    results: list[QuestionResult]
+    metrics: dict
+
+    @property
+    def label(self) -> str:
+        return self.mode
+
+
+class _Judge:
+    """Relevance and verbatim checks against the assistant's current index and files."""
+
+    def __init__(self, assistant):
+        self.seeds_dir = Path(assistant.settings.seeds_dir)
+        self.chunk_texts = [normalize(c.text) for c in assistant.index.chunks]
+        self._originals: dict[str, str | None] = {}
+
+    def original(self, doc: str) -> str | None:
+        if doc not in self._originals:
+            try:
+                decoded = decode_bytes((self.seeds_dir / doc).read_bytes())
+            except OSError:
+                decoded = None
+            self._originals[doc] = decoded[0] if decoded else None
+        return self._originals[doc]
+
+    def relevant_total(self, evidence: Sequence[str]) -> int:
+        needles = [normalize(e) for e in evidence]
+        return sum(any(n in text for n in needles) for text in self.chunk_texts)
+
+    def judge(self, q: Question, answer, latency_ms: float) -> QuestionResult:
+        data = answer.to_dict()
+        verbatim = []
+        for c in answer.citations:
+            original = self.original(c.doc)
+            verbatim.append(original is not None and original[c.start : c.end] == c.quote)
+        return QuestionResult(
+            id=q.id, question=q.question, answerable=q.answerable, split=q.split,
+            abstained=answer.abstained, confidence=float(answer.confidence), answer=answer.answer,
+            latency_ms=latency_ms,
+            relevant=[contains_evidence(h.chunk.text, q.evidence) for h in answer.retrieved],
+            relevant_total=self.relevant_total(q.evidence) if q.evidence else 0,
+            citation_relevant=[contains_evidence(c.passage, q.evidence) for c in answer.citations],
+            quote_verbatim=verbatim,
+            supported=not answer.abstained and contains_evidence(answer.answer, q.evidence),
+            features=dict(answer.features), citations=data["citations"], retrieved=data["retrieved"],
+        )  # fmt: skip
+
+
+def run_questions(assistant, questions: Sequence[Question], *, k: int = 10, mode: str | None = None,
+                  progress: Callable[[str, int, int], None] | None = None) -> EvalRun:  # fmt: skip
+    """Ask every question (with its history) and judge the answers."""
+    mode = mode or assistant.settings.mode
+    judge = _Judge(assistant)
+    results = []
+    for i, q in enumerate(questions):
+        started = time.perf_counter()
+        answer = assistant.ask(q.question, q.history, k=k, mode=mode)
+        latency_ms = (time.perf_counter() - started) * 1000
+        results.append(judge.judge(q, answer, latency_ms))
+        if progress:
+            progress(f"evaluating ({mode})", i + 1, len(questions))
+    return EvalRun(mode, k, assistant.settings.abstain_below, results, summarize_by_split(results))
+
+
+def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: str | None = None,
+              progress=None) -> dict:  # fmt: skip
+    """Fit the confidence weights and abstention threshold on these (dev) questions.
+
+    Asks with abstention off to collect every answer's confidence features, fits
+    answerable-vs-unanswerable, sweeps the threshold for the best abstention F1,
+    then re-runs the questions under the new settings to measure them.
+    Returns the calibration record (weights, threshold, fitted_on, dev_metrics, sweep).
+    """
+    open_run = run_questions(with_settings(assistant, abstain_below=0.0), questions, k=k, mode=mode,
+                             progress=progress)  # fmt: skip
+    fitted = [r for r in open_run.results if r.features]  # no candidate sentence: always abstains
+    if len({r.answerable for r in fitted}) < 2:
+        raise UsageError("--calibrate needs answerable and unanswerable dev questions")
+    X, names = feature_matrix([r.features for r in fitted])
+    weights, bias = fit_logistic(X, [r.answerable for r in fitted], l2=L2)
+    calibrated = {"bias": round(bias, 6), **{n: round(float(w), 6) for n, w in zip(names, weights)}}
+    confidences = [confidence_from(r.features, calibrated) if r.features else 0.0 for r in open_run.results]
+    correct = [r.answerable and r.supported for r in open_run.results]
+    points = sweep(confidences, [r.answerable for r in open_run.results], correct)
+    chosen = best_threshold(points)
+    threshold = round(chosen.threshold, 6)
+    checked = run_questions(with_settings(assistant, calibration=calibrated, abstain_below=threshold),
+                            questions, k=k, mode=mode, progress=progress)  # fmt: skip
+    dev_metrics = {key: v for key, v in checked.metrics.items() if key != "by_split"}
+    return {
+        "weights": calibrated,
+        "threshold": threshold,
+        "fitted_on": f"{len(questions)} dev questions ({len(fitted)} with features), "
+                     f"mode {open_run.mode}, k {k}, L2 {L2}, {date.today().isoformat()}",
+        "dev_metrics": dev_metrics,
+        "sweep": [p.__dict__ for p in risk_coverage_rows(points, chosen)],
+        "previous_weights": dict(assistant.settings.calibration or DEFAULT_WEIGHTS),
+    }  # fmt: skip
+
+
+def write_calibration(record: dict, path: Path) -> None:
+    """The file config.load_settings() reads; the sweep table is printed, not stored."""
+    keep = {k: record[k] for k in ("weights", "threshold", "fitted_on", "dev_metrics")}
+    path.write_text(json.dumps(keep, indent=2) + "\n", encoding="utf-8")
+
+
+def format_calibration(record: dict) -> str:
+    lines = ["risk/coverage on dev (abstain below the threshold):",
+             f"{'threshold':>10} {'coverage':>9} {'risk':>6} {'abst. F1':>9} {'false abst.':>12}"]  # fmt: skip
+    for p in record["sweep"]:
+        risk = "n/a" if p["risk"] is None else f"{p['risk']:.3f}"
+        mark = "  <- chosen" if abs(p["threshold"] - record["threshold"]) < 5e-7 else ""
+        lines.append(f"{p['threshold']:>10.4f} {p['coverage']:>9.3f} {risk:>6} "
+                     f"{p['abstention_f1']:>9.3f} {p['false_abstention_rate']:>12.3f}{mark}")  # fmt: skip
+    weights = ", ".join(f"{k} {v:+.3f}" for k, v in record["weights"].items())
+    lines += [f"weights: {weights}", f"threshold: {record['threshold']:.4f}"]
+    return "\n".join(lines)
+
+
+def format_metrics(runs: Sequence[EvalRun]) -> str:
+    """The metric table as text: one column per run and split (all, then each split)."""
+    headers, rows = metric_rows(runs)
+    width = max(len(r[0]) for r in rows) + 2
+    lines = [" " * width + "".join(f"{name:>13}" for name in headers[1:])]
+    lines += [f"{r[0]:<{width}}" + "".join(f"{v:>13}" for v in r[1:]) for r in rows]
+    return "\n".join(lines)
+
+
+def run_json(run: EvalRun) -> dict:
+    return {"mode": run.mode, "k": run.k, "threshold": run.threshold, "metrics": run.metrics,
+            "results": [r.to_dict() for r in run.results]}  # fmt: skip
+
+
+def eval_command(args) -> int:
+    """`assistant eval FILE ...`: check the file, load, (calibrate,) run, print/report."""
+    from .cli import load_assistant, print_progress
+
+    all_questions = load_questions(args.file)
+    settings = load_settings()
+    check_lengths(all_questions, settings.max_question_chars, source=Path(args.file).name)
+    questions = select_split(all_questions, args.split)
+    if not isinstance(args.k, int) or not 1 <= args.k <= 100:
+        raise UsageError("k must be a whole number from 1 to 100")
+    mode = args.mode or settings.mode
+    if args.compare and args.compare == mode:
+        raise UsageError(f"--compare {args.compare} is the mode already being evaluated")
+    dev = select_split(all_questions, "dev") if args.calibrate else []
+    assistant = load_assistant(args, quiet=args.json)
+    progress = None if args.json else print_progress
+    calibration = None
+    if args.calibrate:
+        calibration = calibrate(assistant, dev, k=args.k, mode=mode, progress=progress)
+        write_calibration(calibration, CALIBRATION_FILE)
+        assistant = with_settings(assistant, calibration=calibration["weights"],
+                                  abstain_below=calibration["threshold"])  # fmt: skip
+        if not args.json:
+            print(format_calibration(calibration))
+            print(f"wrote {CALIBRATION_FILE}\n")
+    runs = [run_questions(assistant, questions, k=args.k, mode=mode, progress=progress)]
+    if args.compare:
+        runs.append(run_questions(assistant, questions, k=args.k, mode=args.compare, progress=progress))
+    if args.report:
+        written = write_report(Path(args.report), runs, source=str(args.file))
+        if not args.json:
+            print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    if args.json:
+        out = {"metrics": runs[0].metrics, "results": [r.to_dict() for r in runs[0].results],
+               "mode": runs[0].mode, "k": args.k, "threshold": runs[0].threshold}  # fmt: skip
+        if len(runs) > 1:
+            out["compare"] = run_json(runs[1])
+        if calibration:
+            out["calibration"] = calibration
+        print(json.dumps(out, ensure_ascii=False))
+        return 0
+    print(f"{Path(args.file).name}: {len(questions)} questions, k={args.k}, "
+          f"abstain below {runs[0].threshold:.3f}")  # fmt: skip
+    print(format_metrics(runs))
+    return 0
