@@ -11,26 +11,30 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .answer_types import expected_type, matches_type
 from .index import Index
 from .query import Query
 from .retrieval import Hit
 from .terms import terms
 
+_LIST_GAP = re.compile(r"[ \t]*\r?\n\s*(?:[-*\u2022\u00b7\u25aa]|\d{1,2}[.)])\s*")
 NOT_IN_DOCUMENTS = "The documents don't answer that."
 
 # Logistic weights of the confidence; `assistant eval --calibrate` refits them on
 # the dev split and stores them in the index settings (Settings.calibration).
 DEFAULT_WEIGHTS = {
-    "bias": -6.0,
+    "bias": -8.0,
     "sentence_cosine": 6.0,
     "passage_cosine": 4.0,
     "term_coverage": 3.0,
     "rank_agreement": 1.0,
     "unknown_terms": -4.0,
+    "answer_type": 2.0,
 }
 
 
@@ -128,25 +132,30 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
     parts = []
     for candidate in chosen:
         markers = []
+        statement = _with_list_items(index, candidate[0], documents)
         for row, hit, score in [candidate[:3]] + _corroborations(index, candidate, hits, settings):
             doc, sentence = index.sentences[row]
+            end = statement[-1].end if row == candidate[0] else sentence.end
             text = documents[doc]
-            quote = text[sentence.start : sentence.end]
+            quote = text[sentence.start : end]
             n = len(citations) + 1
             citations.append(
-                Citation(n, citation_id(doc, sentence.start, sentence.end, quote), doc,
-                         hit.chunk.title, hit.chunk.section, sentence.start, sentence.end, quote,
+                Citation(n, citation_id(doc, sentence.start, end, quote), doc,
+                         hit.chunk.title, hit.chunk.section, sentence.start, end, quote,
                          hit.chunk.text, round(score, 4), hit.chunk.id, hit.chunk.start,
                          hit.chunk.end)  # fmt: skip
             )
             markers.append(f"[{n}]")
-        parts.append(f"{index.sentences[candidate[0]][1].text} {''.join(markers)}")
+        said = statement[0].text + " " + "; ".join(s.text.rstrip(".;") for s in statement[1:])
+        parts.append(f"{said.strip()} {''.join(markers)}")
     return Answer(query.question, " ".join(parts), False, confidence, citations, hits, features, query)
 
 
 def _score_sentences(index: Index, query: Query, hits: list[Hit], idf) -> list[tuple]:
     """(row, hit, score, cosine) for each sentence of the hits, best first."""
+    answer_type = expected_type(query.question)
     seen, out = set(), []
+    top = max((h.score for h in hits), default=1.0) or 1.0
     for hit in hits:
         for row in index.chunk_sentence_rows[hit.row]:
             if row in seen:
@@ -155,8 +164,11 @@ def _score_sentences(index: Index, query: Query, hits: list[Hit], idf) -> list[t
             cosine = float(index.sentence_vectors[row] @ query.vector)
             sentence_terms = set(terms(index.sentences[row][1].text))
             lexical = coverage(query.terms, query.focus_terms, sentence_terms, idf)
-            # A small prior for the passage's rank breaks ties toward the ranking.
-            score = cosine + 0.3 * lexical + 0.05 / hit.rank
+            # The passage's own retrieval score (relative to the best) carries the
+            # context a lone sentence lacks; weights chosen on the dev split.
+            score = cosine + 0.3 * lexical + hit.score / top + 0.05 / hit.rank
+            if answer_type and matches_type(index.sentences[row][1].text, answer_type):
+                score += 0.1
             out.append((row, hit, score, cosine))
     out.sort(key=lambda c: (-c[2], c[0]))
     return out
@@ -174,6 +186,26 @@ def _select(index: Index, candidates: list[tuple], settings) -> list[tuple]:
         if all(float(index.sentence_vectors[c[0]] @ vector) < 0.8 for c in chosen):
             chosen.append(candidate)
     return chosen
+
+
+def _with_list_items(index: Index, row: int, documents: dict) -> list:
+    """A sentence that introduces a list ("...include:") together with the list's items.
+
+    An item is a following sentence separated from the previous one by a line break
+    and a bullet or number in the original text.
+    """
+    doc, first = index.sentences[row]
+    sentences = [first]
+    if not first.text.endswith(":"):
+        return sentences
+    text = documents[doc]
+    # Sentence rows follow document order, so the items are the next rows.
+    for following in range(row + 1, min(row + 13, len(index.sentences))):
+        item_doc, item = index.sentences[following]
+        if item_doc != doc or not _LIST_GAP.fullmatch(text[sentences[-1].end : item.start]):
+            break
+        sentences.append(item)
+    return sentences
 
 
 def _corroborations(index: Index, candidate, hits: list[Hit], settings) -> list[tuple]:
@@ -210,6 +242,7 @@ def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf) 
         "term_coverage": round(coverage(query.terms, query.focus_terms, passage_terms, idf), 4),
         "rank_agreement": agreement,
         "unknown_terms": round(sum(idf[t] for t in unknown) / total_idf, 4),
+        "answer_type": float(matches_type(index.sentences[row][1].text, expected_type(query.question))),
     }
 
 

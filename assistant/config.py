@@ -32,9 +32,14 @@ class Settings:
     top_k: int = 10
     mode: str = "hybrid"  # hybrid | dense | bm25
     candidates: int = 50
+    # "weighted": chunk cosine + best-sentence cosine + bm25_weight * BM25/max(BM25);
+    # "rrf": reciprocal rank fusion of the same three rankings. Chosen on the dev split
+    # (README, "Retrieval").
+    fusion: str = "weighted"
     rrf_k: int = 60
     dense_weight: float = 1.0
-    bm25_weight: float = 1.0
+    sentence_weight: float = 1.0
+    bm25_weight: float = 0.3
     duplicate_cosine: float = 0.92
 
     # Answer composition.

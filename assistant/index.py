@@ -38,7 +38,7 @@ from .embedding import Embedder
 from .errors import IndexLoadError
 from .terms import terms
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _VERSION_NAME = re.compile(r"v-[0-9a-f]{16}-[0-9a-f]{8}")
 Progress = Callable[[str, int, int], None]
 
@@ -54,7 +54,9 @@ class Index:
     bm25: object  # bm25s.BM25
     manifest: dict
     path: Path | None = None
+    sentence_dense: object = None  # faiss.Index over sentence_vectors
     _vocabulary: dict | None = field(default=None, repr=False)
+    _sentence_chunks: list | None = field(default=None, repr=False)
 
     @property
     def vocabulary(self) -> dict[str, int]:
@@ -62,6 +64,17 @@ class Index:
         if self._vocabulary is None:
             self._vocabulary = {t: i for t, i in self.bm25.vocab_dict.items() if t}
         return self._vocabulary
+
+    @property
+    def sentence_chunks(self) -> list[list[int]]:
+        """Sentence row -> the chunk rows that contain it (overlap makes it several)."""
+        if self._sentence_chunks is None:
+            table: list[list[int]] = [[] for _ in self.sentences]
+            for chunk_row, rows in enumerate(self.chunk_sentence_rows):
+                for row in rows:
+                    table[row].append(chunk_row)
+            self._sentence_chunks = table
+        return self._sentence_chunks
 
     def document_frequency(self, term_id: int) -> int:
         indptr = self.bm25.scores["indptr"]
@@ -129,6 +142,8 @@ def build_index(
 
     params = ann.choose_params(len(chunks))
     dense = ann.build(chunk_vectors, params)
+    sentence_params = ann.choose_params(len(sentences))
+    sentence_dense = ann.build(sentence_vectors, sentence_params)
     bm25 = build_bm25([c.text for c in chunks])
     previous_hashes = previous.manifest["documents"] if previous else {}
     changed = tuple(
@@ -141,6 +156,7 @@ def build_index(
         "max_tokens": embedder.max_tokens,
         "chunking": settings.chunking_signature,
         "ann": params,
+        "sentence_ann": sentence_params,
         "documents": {
             d.path: {"sha256": d.sha256, "title": d.title, "encoding": d.encoding}
             for d in documents
@@ -149,7 +165,7 @@ def build_index(
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     index = Index(chunks, chunk_vectors, sentences, sentence_vectors, chunk_sentence_rows,
-                  dense, bm25, manifest)  # fmt: skip
+                  dense, bm25, manifest, sentence_dense=sentence_dense)  # fmt: skip
     stats = BuildStats(len(documents), len(chunks), embedded, len(chunks) - embedded,
                        time.perf_counter() - started, changed)  # fmt: skip
     return index, stats
@@ -217,6 +233,7 @@ def save_index(index: Index, index_dir: Path) -> Path:
         np.save(tmp / "chunk_vectors.npy", index.chunk_vectors, allow_pickle=False)
         np.save(tmp / "sentence_vectors.npy", index.sentence_vectors, allow_pickle=False)
         ann.save(index.dense, tmp / "dense.faiss")
+        ann.save(index.sentence_dense, tmp / "sentences.faiss")
         index.bm25.save(str(tmp / "bm25"), show_progress=False)
         files = {}
         for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
@@ -290,6 +307,7 @@ def load_index(index_dir: Path, *, verify: bool = True) -> Index:
             sentence_vectors=np.load(folder / "sentence_vectors.npy", allow_pickle=False),
             chunk_sentence_rows=[r["sentences"] for r in chunk_records],
             dense=ann.load(folder / "dense.faiss", manifest["ann"]),
+            sentence_dense=ann.load(folder / "sentences.faiss", manifest["sentence_ann"]),
             bm25=bm25s.BM25.load(str(folder / "bm25"), show_progress=False, verbosity=0),
             manifest=manifest,
             path=folder,

@@ -1,7 +1,8 @@
 """Turn a user's question (and earlier turns) into a retrieval query.
 
 Resolves elliptical follow-ups ("And who led the South?") by joining the last
-user turn, corrects misspellings against the corpus vocabulary, and embeds.
+user turn, adds the documents' names for aliases ("Pyongyang" -> North Korea),
+corrects misspellings against the corpus vocabulary, and embeds.
 Does not retrieve; uses no language model.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .aliases import expand_aliases
 from .terms import STOPWORDS, correct_terms, stem, words
 
 _FOLLOWUP_START = re.compile(
@@ -59,7 +61,7 @@ def make_query(
 ) -> Query:
     """Build the Query: context for follow-ups, spelling fixed, text embedded once."""
     context = resolve_followup(question, history)
-    text = f"{context} {question}" if context else question
+    text = expand_aliases(f"{context} {question}" if context else question)
     fixes = correct_terms(words(text), known_stems=known_stems, surface_words=surface_words)
 
     def analysed(t: str) -> list[str]:
@@ -79,7 +81,7 @@ def make_query(
         text=embedded,
         vector=vector,
         terms=tuple(analysed(text)),
-        focus_terms=tuple(analysed(question)),
+        focus_terms=tuple(analysed(expand_aliases(question))),
         corrections=tuple(sorted(fixes.items())),
         followup_of=context,
     )

@@ -59,33 +59,65 @@ def fuse_rankings(
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
 
+def sentence_search(index: Index, vector: np.ndarray, n: int) -> dict[int, float]:
+    """Chunk row -> the best cosine of any of its sentences, over the top-n sentences."""
+    best: dict[int, float] = {}
+    for sentence_row, score in ann.search(index.sentence_dense, vector[None, :], n)[0]:
+        for chunk_row in index.sentence_chunks[sentence_row]:
+            best[chunk_row] = max(best.get(chunk_row, -1.0), score)
+    return best
+
+
 def retrieve(index: Index, query: Query, *, mode: str, k: int, settings) -> list[Hit]:
-    """The top k distinct passages for the query, with the signals behind each."""
+    """The top k distinct passages for the query, with the signals behind each.
+
+    Candidates come from three searches (chunk vectors, sentence vectors, BM25);
+    each candidate is then scored on all of its signals, so a passage found by one
+    search is not penalised for being missed by another's cut-off.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
     n = max(settings.candidates, 3 * k)
-    dense = dense_search(index, query.vector, n) if mode != "bm25" else []
-    sparse = bm25_search(index, query.terms, n) if mode != "dense" else []
-    if mode == "dense":
-        fused = dense
-    elif mode == "bm25":
-        fused = sparse
-    else:
-        fused = fuse_rankings(
-            [dense, sparse], [settings.dense_weight, settings.bm25_weight], rrf_k=settings.rrf_k
-        )
-    dense_info = {row: (rank, score) for rank, (row, score) in enumerate(dense, start=1)}
-    sparse_info = {row: (rank, score) for rank, (row, score) in enumerate(sparse, start=1)}
+    use_dense, use_bm25 = mode != "bm25", mode != "dense"
+    dense = dense_search(index, query.vector, n) if use_dense else []
+    sparse = bm25_search(index, query.terms, n) if use_bm25 else []
+    sentence_best = sentence_search(index, query.vector, 2 * n) if use_dense else {}
+    rows = dict.fromkeys([r for r, _ in dense] + list(sentence_best) + [r for r, _ in sparse])
+    if not rows:
+        return []
+    rows = list(rows)
+    chunk_cosine = index.chunk_vectors[rows] @ query.vector
+    best_sentence = [
+        sentence_best.get(row)
+        if row in sentence_best
+        else max(float(index.sentence_vectors[r] @ query.vector) for r in index.chunk_sentence_rows[row])
+        for row in rows
+    ] if use_dense else [0.0] * len(rows)  # fmt: skip
+    bm25 = dict(sparse)
+    bm25_max = max(bm25.values(), default=0.0) or 1.0
+    dense_rank = {row: rank for rank, (row, _) in enumerate(dense, start=1)}
+    bm25_rank = {row: rank for rank, (row, _) in enumerate(sparse, start=1)}
+
     hits = []
-    for row, score in fused:
-        hit = Hit(row, index.chunks[row], score)
-        if row in dense_info:
-            hit.dense_rank, hit.dense_score = dense_info[row]
+    for row, cosine, sentence in zip(rows, chunk_cosine, best_sentence):
+        hit = Hit(row, index.chunks[row], 0.0, dense_score=float(cosine),
+                  dense_rank=dense_rank.get(row), bm25_score=bm25.get(row),
+                  bm25_rank=bm25_rank.get(row))  # fmt: skip
+        lexical = bm25.get(row, 0.0) / bm25_max
+        if mode == "bm25":
+            hit.score = bm25.get(row, 0.0)
+        elif mode == "dense":
+            hit.score = settings.dense_weight * float(cosine) + settings.sentence_weight * sentence
         else:
-            hit.dense_score = float(index.chunk_vectors[row] @ query.vector)
-        if row in sparse_info:
-            hit.bm25_rank, hit.bm25_score = sparse_info[row]
+            hit.score = (settings.dense_weight * float(cosine) + settings.sentence_weight * sentence
+                         + settings.bm25_weight * lexical)  # fmt: skip
         hits.append(hit)
+    if mode == "hybrid" and settings.fusion == "rrf":
+        by_sentence = sorted(zip(rows, best_sentence), key=lambda p: -p[1])
+        fused = dict(fuse_rankings([dense, by_sentence, sparse], [1.0, 1.0, 1.0], rrf_k=settings.rrf_k))
+        for hit in hits:
+            hit.score = fused.get(hit.row, 0.0)
+    hits.sort(key=lambda h: (-h.score, h.row))
     hits = _drop_duplicates(index, hits, k, settings.duplicate_cosine)
     query_terms = set(query.terms)
     for rank, hit in enumerate(hits, start=1):

@@ -1,0 +1,65 @@
+"""Expected answer types: a "when" question wants a date, "who" a person.
+
+A classic extractive-QA check, used twice: a sentence of the expected type is
+preferred when answers are selected, and a best sentence of the wrong type
+lowers the confidence (a "which city" question answered by a sentence naming
+no place is likely a fact the documents do not hold). Rules, not a model; a
+question with no recognisable type expects nothing. Does not read documents.
+"""
+
+from __future__ import annotations
+
+import re
+
+_QUESTION_TYPES = [
+    ("number", re.compile(r"\bhow (many|much|long|far|large|big|often)\b|\bwhat (number|percentage|share|size)\b", re.I)),
+    ("date", re.compile(r"\bwhen\b|\b(what|which|in what|in which) (year|month|date|day|decade)\b|\bwhat time\b", re.I)),
+    ("place", re.compile(r"\bwhere\b|\b(what|which|in what|in which) (city|town|place|location|country|village|site)\b", re.I)),
+    ("person", re.compile(r"\bwho\b(?! (is|are|was|were) (the )?(parties|countries|nations|sides|states))|\b(what|which)( two| three)? (leaders?|presidents?|generals?|officers?|persons?|people|commanders?|officials?|diplomats?|negotiators?)\b", re.I)),
+]  # fmt: skip
+
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_DATE = re.compile(rf"\b(1[5-9]\d\d|20\d\d)s?\b|\b({_MONTHS})\b|\b(decade|century)\b")
+_NUMBER = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundreds?|thousands?|millions?|dozens?)\b",
+    re.I,
+)
+# Title-case words that are not people's names in this domain's prose.
+_NOT_NAMES = frozenset(
+    """North South East West Korea Korean Koreas United States Nations Soviet Union China Chinese
+    Japan Japanese America American Cold War World Peninsula Armistice Agreement Demilitarized Zone
+    Military Demarcation Line Declaration Policy Battle Reservoir Perimeter President General The
+    This These Those Its It In On At As By For From Following During After Before While However
+    Conversely Additionally Notably Ultimately Overall Despite Although Recent Early Both Each
+    International Asian Asia Western Eastern Marxist Leninist Security Council Sunshine Summit
+    Peace Talks Korea's Republic Democratic People's Allied Allies Germany Poland India Pakistan
+    Panmunjom Inchon Pusan Chosin Kaesong Seoul Pyongyang Beijing Moscow Washington DMZ MDL UN
+    CBMs NGOs Confidence Building Measures Key Initial Frequent Large Efforts Examples Lessons""".split()
+)
+_CAPITALISED = re.compile(r"\b[A-Z][a-z]+(?:-[a-z]+)?\b")
+_PLACE = re.compile(r"\b(in|at|near|from|to)\s+(the\s+)?([A-Z][a-z]+)")
+
+
+def expected_type(question: str) -> str | None:
+    """'number' | 'date' | 'place' | 'person', or None when the question has no type."""
+    for name, pattern in _QUESTION_TYPES:
+        if pattern.search(question):
+            return name
+    return None
+
+
+def matches_type(sentence: str, answer_type: str | None) -> bool:
+    """Whether the sentence holds something of the expected type (True when none)."""
+    if answer_type is None:
+        return True
+    if answer_type == "date":
+        return bool(_DATE.search(sentence))
+    if answer_type == "number":
+        return bool(_NUMBER.search(sentence))
+    if answer_type == "place":
+        return any(m.group(3) not in _MONTHS.split("|") for m in _PLACE.finditer(sentence))
+    if answer_type == "person":
+        # A name: a capitalised word that is neither sentence-initial nor a known non-name.
+        words = _CAPITALISED.findall(sentence[1:])
+        return any(w.split("-")[0] not in _NOT_NAMES for w in words)
+    return True
