@@ -2,8 +2,9 @@
 
 `fit_logistic` is an L2-regularized logistic regression (Newton's method on
 standardized features, weights mapped back to raw feature units, bias not
-penalized); `best_threshold` is SQuAD 2.0's best-threshold sweep, here
-maximizing abstention F1; `risk_coverage` tabulates what each threshold costs.
+penalized); `choose_l2` picks its penalty by stratified cross-validation of
+the abstention F1; `best_threshold` is SQuAD 2.0's best-threshold sweep, here
+maximizing abstention F1; `sweep` tabulates what each threshold costs.
 Does not run the assistant or read and write files (evaluation.py does).
 """
 
@@ -101,3 +102,51 @@ def risk_coverage_rows(points: Sequence[ThresholdPoint], chosen: ThresholdPoint,
     picks = {round(i * (len(points) - 1) / (rows - 1)) for i in range(rows)}
     picked = [p for i, p in enumerate(points) if i in picks or p == chosen]
     return picked
+
+
+def _stratified_folds(y: np.ndarray, folds: int, rng: np.random.Generator) -> list[np.ndarray]:
+    parts: list[list[int]] = [[] for _ in range(folds)]
+    for label in (False, True):
+        members = rng.permutation(np.flatnonzero(y == label))
+        for i, index in enumerate(members):
+            parts[i % folds].append(int(index))
+    return [np.array(sorted(p), dtype=int) for p in parts]
+
+
+def cross_validated_f1(X: np.ndarray, y: Sequence[bool], *, l2: float, folds: int = 5,
+                       repeats: int = 10, seed: int = 0) -> float | None:  # fmt: skip
+    """Mean abstention F1 on held-out folds: fit and pick the threshold on the rest.
+
+    None when a class has fewer than two members (no fold split can train on both).
+    """
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=bool)
+    folds = min(folds, int(y.sum()), int((~y).sum()))
+    if folds < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    scores = []
+    for _ in range(repeats):
+        abstained = np.zeros(len(y), dtype=bool)
+        for held in _stratified_folds(y, folds, rng):
+            train = np.setdiff1d(np.arange(len(y)), held)
+            weights, bias = fit_logistic(X[train], y[train], l2=l2)
+            fitted = 1 / (1 + np.exp(-np.clip(X[train] @ weights + bias, -30, 30)))
+            point = best_threshold(sweep(list(fitted), list(y[train]), list(y[train])))
+            held_out = 1 / (1 + np.exp(-np.clip(X[held] @ weights + bias, -30, 30)))
+            abstained[held] = held_out < point.threshold
+        scores.append(abstention_scores(list(abstained), list(y))["abstention_f1"] or 0.0)
+    return float(np.mean(scores))
+
+
+def choose_l2(X: np.ndarray, y: Sequence[bool], grid: Sequence[float] = (0.1, 1.0, 10.0), *,
+              seed: int = 0) -> tuple[float, dict[float, float | None]]:  # fmt: skip
+    """The penalty with the best cross-validated abstention F1 (ties: the stronger penalty).
+
+    Too few questions to cross-validate: the middle of the grid.
+    """
+    scores = {l2: cross_validated_f1(X, y, l2=l2, seed=seed) for l2 in grid}
+    if any(v is None for v in scores.values()):
+        return sorted(grid)[len(grid) // 2], scores
+    best = max(grid, key=lambda l2: (round(scores[l2], 9), l2))
+    return best, scores

@@ -20,7 +20,7 @@ from datetime import date
 from pathlib import Path
 
 from .answer import DEFAULT_WEIGHTS, confidence_from, feature_matrix
-from .calibration import best_threshold, fit_logistic, risk_coverage_rows, sweep
+from .calibration import best_threshold, choose_l2, fit_logistic, risk_coverage_rows, sweep
 from .config import CALIBRATION_FILE, load_settings
 from .documents import decode_bytes
 from .errors import UsageError
@@ -29,7 +29,7 @@ from .report import metric_rows, write_report
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_QUESTIONS = REPO_ROOT / "tests" / "data" / "questions.jsonl"
-L2 = 1.0  # ridge penalty of the confidence fit (standardized features); fixed, not tuned
+L2_GRID = (0.1, 1.0, 10.0)  # ridge penalties tried by cross-validation on dev
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,13 @@ def parse_question(record, *, where: str) -> Question:
     """One JSON value as a Question; UsageError "WHERE: problem" when it is not one."""
     if not isinstance(record, dict):
         raise UsageError(f"{where}: expected a JSON object")
-    for name in ("id", "question", "answerable", "evidence"):
+    for name in ("id", "question", "answerable"):
         if name not in record:
             raise UsageError(f"{where}: missing field {name!r}")
-    qid, text, answerable, evidence = (record[n] for n in ("id", "question", "answerable", "evidence"))
+    if "evidence" not in record and record["answerable"] is not False:
+        raise UsageError(f"{where}: missing field 'evidence'")
+    qid, text, answerable = record["id"], record["question"], record["answerable"]
+    evidence = record.get("evidence", [])  # may be left out for an unanswerable question
     if not isinstance(qid, str | int) or isinstance(qid, bool) or not str(qid).strip():
         raise UsageError(f"{where}: field 'id' must be a non-empty string")
     if not isinstance(text, str) or not text.strip():
@@ -227,7 +230,9 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
     if len({r.answerable for r in fitted}) < 2:
         raise UsageError("--calibrate needs answerable and unanswerable dev questions")
     X, names = feature_matrix([r.features for r in fitted])
-    weights, bias = fit_logistic(X, [r.answerable for r in fitted], l2=L2)
+    labels = [r.answerable for r in fitted]
+    l2, cv_scores = choose_l2(X, labels, L2_GRID)
+    weights, bias = fit_logistic(X, labels, l2=l2)
     calibrated = {"bias": round(bias, 6), **{n: round(float(w), 6) for n, w in zip(names, weights)}}
     confidences = [confidence_from(r.features, calibrated) if r.features else 0.0 for r in open_run.results]
     correct = [r.answerable and r.supported for r in open_run.results]
@@ -241,11 +246,17 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
         "weights": calibrated,
         "threshold": threshold,
         "fitted_on": f"{len(questions)} dev questions ({len(fitted)} with features), "
-                     f"mode {open_run.mode}, k {k}, L2 {L2}, {date.today().isoformat()}",
+                     f"mode {open_run.mode}, k {k}, L2 {l2} (cross-validated F1 "
+                     f"{', '.join(f'{p}: {_fmt(f)}' for p, f in cv_scores.items())}), "
+                     f"{date.today().isoformat()}",
         "dev_metrics": dev_metrics,
         "sweep": [p.__dict__ for p in risk_coverage_rows(points, chosen)],
         "previous_weights": dict(assistant.settings.calibration or DEFAULT_WEIGHTS),
     }  # fmt: skip
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def write_calibration(record: dict, path: Path) -> None:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from assistant import Assistant, cli, evaluation
+from assistant.answer import DEFAULT_WEIGHTS
 from assistant.config import load_settings
 from assistant.errors import AssistantError, UsageError
 from assistant.evaluation import (
@@ -87,6 +88,7 @@ GOOD = '{"id": "a", "question": "Q?", "answerable": true, "evidence": ["x"]}'
          "line 1: field 'split' must be a non-empty string"),
         ([GOOD.replace('"a"', "null", 1)], "line 1: field 'id' must be a non-empty string"),
         ([GOOD, "", GOOD], "qs.jsonl line 3: duplicate id 'a' (first on line 1)"),
+        (['{"id": "a", "question": "Q?", "answerable": true}'], "line 1: missing field 'evidence'"),
         (["", "  "], "qs.jsonl: no questions"),
     ],
 )  # fmt: skip
@@ -99,7 +101,7 @@ def test_malformed_lines_name_their_line(lines, message):
 
 def test_extra_fields_ignored_and_defaults():
     text = GOOD.replace("}", ', "answer": "A", "history": ["Q0"], "split": "dev", "x": {"y": 1}}')
-    text += "\n\n" + '{"id": 7, "question": "Q?", "answerable": false, "evidence": []}\n'
+    text += "\n\n" + '{"id": 7, "question": "Q?", "answerable": false}\n'
     first, second = parse_questions(text)
     assert (first.id, first.answer, first.history, first.split, first.line) == ("a", "A", ("Q0",), "dev", 1)
     assert (second.id, second.answerable, second.evidence, second.split, second.line) == ("7", False, (), None, 3)
@@ -220,8 +222,7 @@ def test_calibrate_writes_what_settings_read(use_tiny_assistant, questions_file,
     assert "risk/coverage on dev" in out and "<- chosen" in out
     saved = json.loads(target.read_text())
     assert set(saved) == {"weights", "threshold", "fitted_on", "dev_metrics"}
-    assert set(saved["weights"]) == {"bias", "sentence_cosine", "passage_cosine", "term_coverage",
-                                     "rank_agreement", "unknown_terms"}  # fmt: skip
+    assert set(saved["weights"]) == set(DEFAULT_WEIGHTS)  # the bias and every feature
     assert saved["dev_metrics"]["questions"] == 4  # fitted and measured on dev only
     # On this tiny dev set the one unanswerable question is separable: F1 1.0, nothing lost.
     assert saved["dev_metrics"]["abstention_f1"] == 1.0

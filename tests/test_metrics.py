@@ -267,3 +267,18 @@ def test_best_threshold_prefers_fewer_false_abstentions_on_ties():
     f1 = {round(p.threshold, 2): p.abstention_f1 for p in points}
     assert f1[0.15] == pytest.approx(f1[0.9]) == pytest.approx(2 / 3)
     assert best_threshold(points).threshold == pytest.approx(0.15)
+
+
+def test_cross_validation_of_the_penalty():
+    from assistant.calibration import choose_l2, cross_validated_f1
+
+    rng = np.random.default_rng(1)
+    X = np.concatenate([rng.normal(0.0, 0.1, (20, 2)), rng.normal(1.0, 0.1, (20, 2))])
+    y = [False] * 20 + [True] * 20
+    assert cross_validated_f1(X, y, l2=1.0) == pytest.approx(1.0)  # cleanly separated
+    noisy = [not v if i % 4 == 0 else v for i, v in enumerate(y)]
+    assert cross_validated_f1(X, noisy, l2=1.0) < 1.0
+    assert cross_validated_f1(X[:21], [False] + [True] * 20, l2=1.0) is None  # one unanswerable
+    assert choose_l2(X[:21], [False] + [True] * 20, (0.1, 1.0, 10.0))[0] == 1.0
+    best, scores = choose_l2(X, y, (0.1, 1.0, 10.0))
+    assert set(scores) == {0.1, 1.0, 10.0} and best == 10.0  # all tie at 1.0: strongest penalty
