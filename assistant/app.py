@@ -50,7 +50,10 @@ EXAMPLES = [
 GENERIC_ERROR = "internal error: the server could not handle this request (details are in its log)"
 HIGHLIGHT_COLORS = {QUOTE_LABEL: "#fde047"}
 # HighlightedText breaks words anywhere by default; passages read better whole-word.
-CSS = ".passage .text { word-break: normal !important; overflow-wrap: anywhere; }"
+CSS = """
+.passage .text { word-break: normal !important; overflow-wrap: anywhere; }
+.passage.block { border: 1px solid var(--border-color-primary) !important; }
+"""
 
 
 def user_errors(fn):
@@ -177,13 +180,13 @@ def build_app(source: Assistant | AssistantSlot | Callable[[], Assistant]) -> gr
                         chat = gr.Chatbot(label="Conversation", height=460, latex_delimiters=[],
                                           elem_id="chat", feedback_options=None,
                                           buttons=["copy", "copy_all"])  # fmt: skip
-                        question = gr.Textbox(label="Question", elem_id="question", lines=1,
-                                              max_length=slot.settings.max_question_chars,
-                                              placeholder="e.g. When was the armistice signed?")  # fmt: skip
+                        question_box = gr.Textbox(label="Question", elem_id="question", lines=1,
+                                                  max_length=slot.settings.max_question_chars,
+                                                  placeholder="e.g. When was the armistice signed?")  # fmt: skip
                         with gr.Row():
                             ask_btn = gr.Button("Ask", variant="primary", elem_id="ask")
                             clear_btn = gr.Button("New conversation", elem_id="clear")
-                        gr.Examples(EXAMPLES, inputs=[question], label="Examples")
+                        gr.Examples(EXAMPLES, inputs=[question_box], label="Examples")
                         with gr.Accordion("Settings", open=False):
                             top_k = gr.Slider(1, 50, value=slot.settings.top_k, step=1,
                                               label="Passages to retrieve (top-k)")  # fmt: skip
@@ -226,7 +229,7 @@ def build_app(source: Assistant | AssistantSlot | Callable[[], Assistant]) -> gr
                     build_evaluation_tab(slot.get)
 
         slot_outputs = [c for s in slots for c in s[:4]]
-        page_outputs = [chat, question, turns, cited, note, download, export_box, *slot_outputs]
+        page_outputs = [chat, question_box, turns, cited, note, download, export_box, *slot_outputs]
 
         @user_errors
         def on_ask(q, chat_value, turns_value, k, mode_value):
@@ -273,9 +276,9 @@ def build_app(source: Assistant | AssistantSlot | Callable[[], Assistant]) -> gr
             return gr.Tabs(selected="lookup"), param[:500], shown[0], shown[1]
 
         private = {"api_visibility": "private"}
-        ask_inputs = [question, chat, turns, top_k, mode]
+        ask_inputs = [question_box, chat, turns, top_k, mode]
         ask_btn.click(on_ask, ask_inputs, page_outputs, **private)
-        question.submit(on_ask, ask_inputs, page_outputs, **private)
+        question_box.submit(on_ask, ask_inputs, page_outputs, **private)
         clear_btn.click(on_clear, None, page_outputs, **private)
         chat.clear(on_clear, None, page_outputs, **private)
         lookup_outputs = [lookup_header, lookup_passage]
@@ -359,7 +362,11 @@ def serve(args) -> int:
     print(f"listening on http://{args.host}:{args.port}/ (loading the model and index...)",
           file=sys.stderr, flush=True)  # fmt: skip
     slot.load_in_background(load, on_done=loaded)
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after shutting down cleanly
+        print("stopped", file=sys.stderr)
+        return 0
     if slot.error is not None:
         print(f"error: {slot.error}", file=sys.stderr)
         return 2

@@ -7,9 +7,11 @@ the page (app.py does) and does not answer questions.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -120,5 +122,29 @@ def make_server(app, host: str, port: int):
         sock = socket.create_server((host, port), reuse_port=False)
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
     return server, sock
+
+
+@contextlib.contextmanager
+def serve_in_thread(app, host: str = "127.0.0.1", port: int = 0, *, timeout: float = 30.0):
+    """Run `app` in a background thread for tests and benchmarks; yields its base URL."""
+    server, sock = make_server(app, host, port)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{sock.getsockname()[1]}/"
+    finally:
+        # Clients' open event streams are cancelled, not waited for; uvicorn would log
+        # each cancellation as an error, which here is expected.
+        uvicorn_log = logging.getLogger("uvicorn.error")
+        level = uvicorn_log.level
+        uvicorn_log.setLevel(logging.CRITICAL)
+        server.should_exit = server.force_exit = True
+        thread.join(timeout)
+        uvicorn_log.setLevel(level)

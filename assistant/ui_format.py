@@ -86,7 +86,7 @@ def format_answer_message(answer: Answer) -> str:
     """The assistant's chat message: the answer with [n] markers, or a clear abstention."""
     if answer.abstained:
         return (
-            "> 🚫 **Not in the documents.** The documents don't answer that, so nothing is "
+            "> **Not in the documents.** The documents don't answer that, so nothing is "
             f"cited.\n>\n> *Confidence {answer.confidence:.2f}*"
         )
     sources = "  \n".join(

@@ -1,0 +1,134 @@
+"""The real page in headless Chromium: ask, read a cited answer, open the citation, and
+check that hostile document text is shown literally and never runs. Takes the README's
+screenshot (docs/screenshot.png)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, FakeEmbedder
+
+from assistant import Assistant
+from assistant.app import create_server_app
+from assistant.config import Settings
+from assistant.server import serve_in_thread
+from assistant.ui_format import cite_link
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists() or shutil.which("chromium") is None:
+    pytest.skip("no /usr/bin/chromium: install Debian's chromium (`apt-get install chromium`; "
+                ".ci/run does) to run the browser tests", allow_module_level=True)  # fmt: skip
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SCREENSHOT = ROOT / "docs" / "screenshot.png"
+PAYLOADS = {
+    "What hostile glyph was painted on the armistice map?": "<img src=x onerror=alert(1)>",
+    "What did the scribe write beside the treaty line?": "<script>alert(2)</script>",
+    "What note was near the border markers?": "[x](javascript:alert(3))",
+}
+HOSTILE_DOC = (
+    "Hostile Notes\n\nMarkers\n"
+    "The hostile glyph <img src=x onerror=alert(1)> was painted on the armistice map.\n"
+    "The scribe wrote <script>alert(2)</script> beside the treaty line on the map.\n"
+    "A note read [x](javascript:alert(3)) near the border markers of the map.\n"
+)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1050})
+    page = context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def real_url(real_assistant):
+    with serve_in_thread(create_server_app(real_assistant)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    base = tmp_path_factory.mktemp("hostile")
+    (base / "seeds").mkdir()
+    (base / "seeds" / "hostile.txt").write_text(HOSTILE_DOC, encoding="utf-8")
+    (base / "seeds" / "plain.txt").write_text("Plain\n\nTalks\nTalks began at Kaesong in 1951.\n")
+    assistant = Assistant.load(base / "seeds", base / "index", settings=Settings(),
+                               embedder=FakeEmbedder())  # fmt: skip
+    with serve_in_thread(create_server_app(assistant)) as url:
+        yield url, assistant
+
+
+def ask(page, question: str) -> None:
+    page.fill("#question textarea", question)
+    page.click("#ask")
+    expect(page.locator("#chat .message-row").last).to_contain_text("Confidence", timeout=20_000)
+
+
+def highlighted(locator) -> str:
+    return " ".join(locator.locator(".highlighted").all_inner_texts()[0].split())
+
+
+def test_ask_read_the_cited_answer_and_open_its_citation(page, real_url, real_assistant):
+    question = "When was the armistice signed?"
+    expected = real_assistant.ask(question)
+    first = expected.citations[0]
+    page.goto(real_url)
+    ask(page, question)
+    expect(page.locator("#chat")).to_contain_text("[1]")
+    expect(page.locator("#sources")).to_contain_text(f"[1] {first.title}")
+    assert highlighted(page.locator("#sources")) == " ".join(first.quote.split())
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+
+    page.click("#open-1")  # the source's button: the lookup tab, ID filled, quote highlighted
+    expect(page.locator("#cite-id textarea")).to_have_value(first.id)
+    expect(page.locator("#lookup-passage .highlighted")).to_be_visible()
+    assert highlighted(page.locator("#lookup-passage")) == " ".join(first.quote.split())
+
+    page.get_by_role("tab", name="Ask").click()  # the [1] marker: a link to ?cite=ID
+    with page.context.expect_page() as opened:
+        page.locator("#chat a", has_text="[1]").first.click()
+    linked = opened.value
+    expect(linked.locator("#lookup-passage .highlighted")).to_be_visible(timeout=20_000)
+    assert highlighted(linked.locator("#lookup-passage")) == " ".join(first.quote.split())
+    assert page.dialogs == []
+
+
+def test_hostile_document_text_is_shown_literally_and_never_runs(page, hostile):
+    url, assistant = hostile
+    page.goto(url)
+    for question, payload in PAYLOADS.items():
+        ask(page, question)
+        expect(page.locator("#chat .message-row").last).to_contain_text(payload)
+        expect(page.locator("#sources")).to_contain_text(payload)
+    ask(page, "Was <img src=x onerror=alert(5)> on the armistice map?")  # the user's own text
+    expect(page.locator("#chat")).to_contain_text("<img src=x onerror=alert(5)>")
+    page.click("#open-1")
+    expect(page.locator("#lookup-passage")).to_contain_text(PAYLOADS[next(iter(PAYLOADS))])
+
+    script = assistant.ask(next(q for q, p in PAYLOADS.items() if "script" in p)).citations[0]
+    page.goto(url + cite_link(script.id))
+    expect(page.locator("#lookup-passage")).to_contain_text("<script>alert(2)</script>")
+    page.goto(url + cite_link("<img src=x onerror=alert(6)>"))
+    expect(page.get_by_text("not a citation ID")).to_contain_text("<img src=x onerror=alert(6)>")
+
+    page.wait_for_timeout(500)  # give any injected handler time to fire
+    assert page.dialogs == []
+    assert page.locator("img[src='x'], a[href^='javascript'], script:text('alert')").count() == 0
