@@ -38,7 +38,9 @@ log = logging.getLogger(__name__)
 
 MAX_SOURCES = 6  # source slots beside the chat; more citations are in the export
 MAX_HISTORY = 8  # earlier user turns passed on (the engine only leans on the last)
-QUEUE_MAX = 32  # waiting requests beyond this are told the server is busy
+# Waiting requests beyond this are told the server is busy. Room for 50 clients at once
+# (an answer takes ~10-50 ms, so a full queue drains in about a second).
+QUEUE_MAX = 64
 CONCURRENCY = 2  # questions answered at once (a 2-core machine)
 EXPORT_TTL_SECONDS = 3600
 EXAMPLES = [
