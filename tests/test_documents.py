@@ -131,7 +131,7 @@ def test_the_tiny_corpus_titles_and_sections(tiny_seeds):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="documents.parse_document (title rule near line 150) takes line 1 as the title only "
+    reason="documents.parse_document (line 152) takes line 1 as the title only "
     "when line 2 is not a heading, so a title followed by a section heading (even a markdown "
     "'# ' title) is lost: the title becomes the file stem",
 )
