@@ -199,7 +199,7 @@ def test_chunk_ids_are_the_document_and_span():
 
 @pytest.mark.xfail(
     strict=True,
-    reason="chunking._split_long (line 82) locates the sentence with paragraph.text.find(sentence.text), "
+    reason="chunking._split_long (line 86) locates the sentence with paragraph.text.find(sentence.text), "
     "so a second identical over-long sentence in the same paragraph gets the FIRST one's "
     "spans: its chunks repeat earlier IDs and the text after it is never cited in place",
 )

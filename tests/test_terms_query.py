@@ -1,0 +1,154 @@
+"""terms.py, aliases.py, query.py: analysis, spelling, aliases, follow-ups, the Query.
+
+Hand-worked examples; the fake embedder stands in for the model. Does not
+retrieve (test_retrieval_answer.py does).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assistant.aliases import expand_aliases
+from assistant.query import is_followup, make_query, resolve_followup
+from assistant.terms import STOPWORDS, correct_terms, stem, terms, words
+
+from conftest import FakeEmbedder
+
+# ---- terms ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("The negotiations were negotiated by negotiators", ["negoti", "negoti", "negoti"]),
+        ("Prisoners of war's repatriation", ["prison", "war", "repatri"]),
+        ("Signed on July 27, 1953", ["sign", "juli", "27", "1953"]),
+        ("What did the documents say about it?", []),  # all stopwords
+        ("", []),
+        ("🕊 peace", ["peac"]),
+        ("Kim Il-sung’s talks", ["kim", "il", "sung", "talk"]),  # curly possessive dropped
+        ("a b 7 x", ["7"]),  # one-letter words go, digits stay
+    ],
+)
+def test_terms(text, expected):
+    assert terms(text) == expected
+
+
+def test_words_lowercases_and_drops_possessives():
+    assert words("Korea's DMZ and Seoul’s envoys") == ["korea", "dmz", "and", "seoul", "envoys"]
+
+
+def test_question_words_are_stopwords_but_content_words_are_not():
+    assert {"who", "when", "where", "what", "which", "how", "why", "tell", "explain"} <= STOPWORDS
+    assert not {"armistice", "north", "south", "war", "peace", "treaty"} & STOPWORDS
+
+
+def test_stem_meets_inflections():
+    assert stem("negotiated") == stem("negotiations") == stem("negotiate")
+    assert stem("signed") == stem("signing") == "sign"
+
+
+# ---- spelling ---------------------------------------------------------------------
+
+
+CORPUS_WORDS = ["armistice", "signed", "negotiations", "panmunjom", "prisoners"]
+KNOWN = {stem(w) for w in CORPUS_WORDS}
+
+
+@pytest.mark.parametrize(
+    "query_words, expected",
+    [
+        (["armistace"], {"armistace": "armistice"}),
+        (["panmunjon", "negotiatons"], {"panmunjon": "panmunjom", "negotiatons": "negotiations"}),
+        (["armistice", "signed"], {}),  # known stems are left alone
+        (["prisoner"], {}),  # same stem as "prisoners"
+        (["amnesty"], {}),  # too far from anything (best ratio 0.5 < 0.8)
+        (["armis"], {}),  # 5 letters but not close enough to a corpus word
+        (["sine"], {}),  # under five letters
+        (["1953x"], {}),  # not alphabetic
+        (["whatever"], {}),  # a stopword
+    ],
+)
+def test_correct_terms(query_words, expected):
+    assert correct_terms(query_words, known_stems=KNOWN, surface_words=CORPUS_WORDS) == expected
+
+
+# ---- aliases ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("What did Pyongyang want?", "What did Pyongyang want? (North Korea)"),
+        ("Did the US and the UN agree?", "Did the US and the UN agree? (United States; United Nations)"),
+        ("When was the truce signed?", "When was the truce signed? (armistice ceasefire)"),
+        ("Where is the DMZ?", "Where is the DMZ? (Demilitarized Zone DMZ)"),
+        ("What did the Chinese and Beijing want?", "What did the Chinese and Beijing want? (China)"),
+        ("tell us about it", "tell us about it"),  # lower-case "us" is a pronoun
+        ("Pyongyang, North Korea", "Pyongyang, North Korea"),  # already named
+        ("When was the armistice signed?", "When was the armistice signed?"),
+        ("", ""),
+    ],
+)
+def test_expand_aliases(text, expected):
+    assert expand_aliases(text) == expected
+
+
+# ---- follow-ups -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "question, followup",
+    [
+        ("And who led the South?", True),  # a connector
+        ("What about China?", True),
+        ("What did they agree to?", True),  # a pronoun
+        ("Why?", True),  # no content words
+        ("Who led North Korea during the war?", False),
+        ("Which countries took part in the armistice negotiations?", False),
+        ("What role did the United Nations Command play in the talks?", False),
+    ],
+)
+def test_is_followup(question, followup):
+    assert is_followup(question) is followup
+
+
+def test_resolve_followup_leans_on_the_last_user_turn():
+    history = ["When was the armistice signed?", "Who led North Korea during the war?"]
+    assert resolve_followup("And who led the South?", history) == history[-1]
+    assert resolve_followup("And who led the South?", [*history, "  ", None]) == history[-1]
+    assert resolve_followup("And who led the South?", []) is None
+    assert resolve_followup("Which countries took part in the armistice negotiations?", history) is None
+
+
+def test_the_query_for_a_followup_includes_the_earlier_turn():
+    embedder = FakeEmbedder()
+    earlier = "Who led North Korea during the war?"
+    query = make_query("And who led the South?", [earlier], encode=embedder.encode,
+                       known_stems={"led", "north", "korea", "war", "south"},
+                       surface_words=["korea", "south"])  # fmt: skip
+    assert query.followup_of == earlier
+    assert query.text == f"{earlier} And who led the South?"
+    assert query.terms == ("led", "north", "korea", "war", "led", "south")
+    assert query.focus_terms == ("led", "south")  # the question's own terms
+    assert embedder.encoded == [query.text]  # embedded once, with the context
+    assert np.isclose(np.linalg.norm(query.vector), 1.0)
+
+
+def test_a_standalone_question_ignores_history():
+    embedder = FakeEmbedder()
+    question = "Which countries took part in the armistice negotiations?"
+    query = make_query(question, ["Who led North Korea during the war?"], encode=embedder.encode,
+                       known_stems=set(), surface_words=[])  # fmt: skip
+    assert query.followup_of is None and query.text == question
+
+
+def test_the_query_fixes_spelling_and_adds_aliases_for_both_searches():
+    embedder = FakeEmbedder()
+    query = make_query("When was the armistace signed in Pyongyang?", [], encode=embedder.encode,
+                       known_stems={"armistic", "sign"}, surface_words=["armistice", "signed"])  # fmt: skip
+    assert query.corrections == (("armistace", "armistice"),)
+    assert query.text == "When was the armistice signed in Pyongyang? (North Korea)"  # embedded
+    assert query.terms == ("armistic", "sign", "pyongyang", "north", "korea")  # BM25
+    assert query.question == "When was the armistace signed in Pyongyang?"  # as typed
