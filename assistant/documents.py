@@ -149,9 +149,14 @@ def parse_document(path: str, text: str, sha256: str, encoding: str) -> Document
         pos += len(raw_line)
 
     title = ""
-    if lines and is_heading(lines[0][1]) and len(lines) > 1 and not is_heading(lines[1][1]):
-        title = _MARKDOWN_HEADING.sub("", lines[0][1])
-        lines = lines[1:]
+    if len(lines) > 1 and is_heading(lines[0][1]):
+        # A heading-like first line is the title when something sets it apart from
+        # the body: a Markdown '#', a blank line after it, or a section heading next.
+        gap = text[lines[0][0] + len(lines[0][1]) : lines[1][0]]
+        if (_MARKDOWN_HEADING.match(lines[0][1]) or gap.count("\n") > 1
+                or is_heading(lines[1][1]) or not _looks_like_section(lines)):  # fmt: skip
+            title = _MARKDOWN_HEADING.sub("", lines[0][1])
+            lines = lines[1:]
     if not title:
         title = Path(path).stem
     section = "Introduction"
@@ -168,6 +173,11 @@ def parse_document(path: str, text: str, sha256: str, encoding: str) -> Document
             line = line[bullet.end() :]
         paragraphs.append(_make_paragraph(section, line, start))
     return Document(path, title, text, sha256, encoding, tuple(paragraphs))
+
+
+def _looks_like_section(lines) -> bool:
+    """Whether the first line is more likely a section heading: other headings follow."""
+    return any(is_heading(line) for _, line in lines[2:])
 
 
 def _make_paragraph(section: str, line: str, start: int) -> Paragraph:

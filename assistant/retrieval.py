@@ -122,7 +122,10 @@ def retrieve(index: Index, query: Query, *, mode: str, k: int, settings) -> list
     query_terms = set(query.terms)
     for rank, hit in enumerate(hits, start=1):
         hit.rank = rank
-        hit.matched_terms = tuple(sorted(query_terms & set(terms(hit.chunk.text))))
+        # A corroborating passage shares the rank of the passage it repeats.
+        for each in (hit, *hit.also_in):
+            each.rank = rank
+            each.matched_terms = tuple(sorted(query_terms & set(terms(each.chunk.text))))
     return hits
 
 

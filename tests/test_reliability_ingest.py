@@ -233,13 +233,15 @@ def test_asking_for_more_passages_than_exist_never_uses_minus_one(
     chunks = assistant.index.chunks
     if padded:  # a FAISS that pads: row -1 would silently mean "the last chunk"
         assistant.index.dense = PaddingIndex(len(chunks))
+        assistant.index.sentence_dense = PaddingIndex(len(assistant.index.sentences))
     answer = assistant.ask("When was the armistice signed at Panmunjom?", k=100, mode=mode)
     rows = [hit.row for hit in answer.retrieved]
     assert rows and len(rows) <= len(chunks)
     assert all(0 <= row < len(chunks) for row in rows) and len(set(rows)) == len(rows)
     assert all(hit.chunk is chunks[hit.row] for hit in answer.retrieved)
-    if padded and mode == "dense":
-        assert sorted(rows) == [0, 1]
+    if padded and mode == "dense":  # chunk rows 0, 1 and the chunks of sentence rows 0, 1
+        via_sentences = {c for r in (0, 1) for c in assistant.index.sentence_chunks[r]}
+        assert sorted(rows) == sorted({0, 1} | via_sentences)
 
 
 def test_a_one_chunk_corpus_answers_with_k_100(tmp_path, fake_embedder):
