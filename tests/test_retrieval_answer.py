@@ -1,0 +1,217 @@
+"""retrieval.py, answer.py, answer_types.py on the tiny corpus with the fake embedder.
+
+Hand-worked fusion, the three modes, near-duplicates kept as corroboration,
+answer types, list quoting, verbatim quotes and abstention. Does not cover
+k over the corpus size or FAISS padding (test_reliability_ingest.py does).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from assistant import Assistant
+from assistant.answer import NOT_IN_DOCUMENTS, citation_id, confidence_from
+from assistant.answer_types import expected_type, matches_type
+from assistant.config import Settings
+from assistant.retrieval import fuse_rankings
+
+from conftest import FakeEmbedder
+
+SIGNED = "When was the armistice signed at Panmunjom?"
+ECHO_ALPHA = "The armistice was signed at Panmunjom on July 27, 1953."
+LIST_DOC = (
+    "Agenda Items\n\n"
+    "The Agenda\n"
+    "The talks went on for two years.\n"
+    "Key issues at the talks include:\n"
+    "- The exchange of prisoners.\n"
+    "- The demarcation line.\n"
+    "  2. Supervision of the truce.\n"
+    "After that the agenda was fixed.\n"
+)
+
+
+def load(seeds, tmp_path, **settings) -> Assistant:
+    return Assistant.load(seeds, tmp_path / "index", settings=Settings(**settings),
+                          embedder=FakeEmbedder())  # fmt: skip
+
+
+@pytest.fixture
+def tiny(tiny_seeds, tmp_path) -> Assistant:
+    return load(tiny_seeds, tmp_path, abstain_below=0.0)
+
+
+def assert_quotes_verbatim(assistant: Assistant, answer) -> None:
+    for c in answer.citations:
+        text = (assistant.settings.seeds_dir / c.doc).read_text(encoding="utf-8")
+        assert c.quote == text[c.start : c.end] and c.quote
+        assert c.id == citation_id(c.doc, c.start, c.end, c.quote)
+        assert re.fullmatch(r".+:\d+-\d+#[0-9a-f]{6}", c.id)
+
+
+# ---- fusion -----------------------------------------------------------------------
+
+
+def test_fuse_rankings_hand_worked_rrf():
+    dense = [(1, 0.9), (2, 0.8)]
+    sparse = [(2, 5.0), (3, 4.0)]
+    fused = fuse_rankings([dense, sparse], [1.0, 1.0], rrf_k=60)
+    assert [row for row, _ in fused] == [2, 1, 3]
+    assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)  # 2nd in dense, 1st in sparse
+    assert fused[1][1] == pytest.approx(1 / 61)
+    assert fused[2][1] == pytest.approx(1 / 62)
+
+
+def test_fuse_rankings_weights_scores_are_ignored_and_ties_go_to_the_lower_row():
+    assert fuse_rankings([[(1, 0.0)], [(2, 99.0)]], [3.0, 1.0], rrf_k=0) == [(1, 3.0), (2, 1.0)]
+    assert fuse_rankings([[(5, 0.1)], [(4, 0.9)]], [1.0, 1.0]) == [(4, 1 / 61), (5, 1 / 61)]
+    assert fuse_rankings([[], []], [1.0, 1.0]) == []
+
+
+# ---- modes and near-duplicates ----------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_each_mode_ranks_the_signing_first_with_its_echo_as_corroboration(tiny, mode):
+    answer = tiny.ask(SIGNED, mode=mode)
+    hits = answer.retrieved
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    top = hits[0]
+    assert (top.chunk.doc, top.chunk.section) == ("alpha.txt", "The Signing")
+    # The echo in beta.md does not take a second slot; it rides on the top hit.
+    assert [(a.chunk.doc, a.chunk.section) for a in top.also_in] == [("beta.md", "Echo")]
+    assert all(h.chunk.section != "Echo" for h in hits)
+    assert {"armistic", "sign", "panmunjom"} <= set(top.matched_terms)
+    if mode == "bm25":
+        assert all(h.bm25_score and h.bm25_score > 0 for h in hits)
+    if mode == "dense":
+        assert all(h.bm25_rank is None for h in hits)
+    # A statement both documents make lists both sources.
+    assert answer.answer.startswith(ECHO_ALPHA) and answer.answer.endswith("[1][2]")
+    assert [c.doc for c in answer.citations] == ["alpha.txt", "beta.md"]
+    assert_quotes_verbatim(tiny, answer)
+
+
+def test_a_repeat_inside_the_same_document_is_dropped_not_kept(tiny_seeds, tmp_path):
+    sentence = "The neutral nations commission supervised the repatriation of prisoners."
+    (tiny_seeds / "gamma.txt").write_text(
+        f"Commission Notes\n\nFirst Mention\n{sentence}\nSecond Mention\n{sentence}\n", encoding="utf-8"
+    )
+    assistant = load(tiny_seeds, tmp_path, abstain_below=0.0)
+    hits = assistant.ask("Who supervised the repatriation of prisoners?").retrieved
+    gamma = [h for h in hits if h.chunk.doc == "gamma.txt"]
+    assert len(gamma) == 1 and gamma[0].rank == 1
+    assert all(a.chunk.doc != "gamma.txt" for a in gamma[0].also_in)
+
+
+def test_k_limits_the_passages(tiny):
+    assert len(tiny.ask(SIGNED, k=1).retrieved) == 1
+    assert len(tiny.ask(SIGNED, k=2).retrieved) == 2
+
+
+def test_answers_are_verbatim_for_several_questions(tiny):
+    for question in ["Where did the talks begin?", "Which issue divided the sides?",
+                     "When did leaders meet for inter-Korean summits?", SIGNED]:  # fmt: skip
+        answer = tiny.ask(question)
+        assert answer.citations and not answer.abstained
+        assert_quotes_verbatim(tiny, answer)
+        assert all(f"[{c.n}]" in answer.answer for c in answer.citations)
+        assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
+
+
+# ---- list introductions -----------------------------------------------------------
+
+
+def test_a_list_introduction_is_quoted_with_its_items_verbatim(tiny_seeds, tmp_path):
+    (tiny_seeds / "gamma.txt").write_text(LIST_DOC, encoding="utf-8")
+    assistant = load(tiny_seeds, tmp_path, abstain_below=0.0)
+    answer = assistant.ask("What are the key issues at the talks?")
+    first = answer.citations[0]
+    assert first.doc == "gamma.txt"
+    assert first.quote == (
+        "Key issues at the talks include:\n"
+        "- The exchange of prisoners.\n"
+        "- The demarcation line.\n"
+        "  2. Supervision of the truce."
+    )  # stops before the next non-item line
+    assert_quotes_verbatim(assistant, answer)
+    assert answer.answer.startswith(
+        "Key issues at the talks include: The exchange of prisoners; The demarcation line; "
+        "Supervision of the truce [1]"
+    )
+
+
+# ---- abstention and confidence ----------------------------------------------------
+
+
+def test_an_off_topic_question_abstains_with_nothing_cited(tiny_seeds, tmp_path):
+    assistant = load(tiny_seeds, tmp_path)  # the default threshold
+    answer = assistant.ask("How do I bake sourdough bread at home?")
+    assert answer.abstained and answer.citations == []
+    assert answer.answer == NOT_IN_DOCUMENTS
+    assert 0.0 <= answer.confidence < assistant.settings.abstain_below
+    assert answer.retrieved is not None  # what was considered is still reported
+
+
+def test_the_confidence_is_a_logistic_of_the_weighted_features():
+    assert confidence_from({}, {"bias": 0.0}) == 0.5
+    assert confidence_from({"a": 1.0, "b": 0.5}, {"bias": -1.0, "a": 2.0, "b": 2.0}) == pytest.approx(
+        1 / (1 + math.exp(-2.0))
+    )
+    assert confidence_from({"a": 1e9}, {"a": 1.0}) == pytest.approx(1.0)  # clipped, no overflow
+    assert confidence_from({"a": -1e9}, {"a": 1.0}) == pytest.approx(0.0)
+
+
+def test_answered_features_are_in_range(tiny):
+    answer = tiny.ask(SIGNED)
+    assert set(answer.features) == {"sentence_cosine", "passage_cosine", "term_coverage",
+                                    "rank_agreement", "unknown_terms", "answer_type"}  # fmt: skip
+    assert all(-1.0 <= v <= 1.0 for v in answer.features.values())
+    assert 0.0 <= answer.confidence <= 1.0
+
+
+# ---- answer types -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "question, answer_type",
+    [
+        ("When was the armistice signed?", "date"),
+        ("In which year did the talks begin?", "date"),
+        ("How many prisoners were exchanged?", "number"),
+        ("How long did the negotiations last?", "number"),
+        ("Where did the talks begin?", "place"),
+        ("In which city was the armistice signed?", "place"),
+        ("Who led North Korea during the war?", "person"),
+        ("Which general signed for the UN?", "person"),
+        ("Who were the parties to the armistice?", None),  # "who" asking for countries
+        ("What is the Sunshine Policy?", None),
+        ("", None),
+    ],
+)
+def test_expected_type(question, answer_type):
+    assert expected_type(question) == answer_type
+
+
+@pytest.mark.parametrize(
+    "sentence, answer_type, matches",
+    [
+        ("The armistice was signed on July 27, 1953.", "date", True),
+        ("Talks resumed in the 1990s.", "date", True),
+        ("The talks were slow.", "date", False),
+        ("Some 75,000 prisoners went home.", "number", True),
+        ("Three rounds of talks failed.", "number", True),
+        ("The talks were slow.", "number", False),
+        ("Talks began at Kaesong.", "place", True),
+        ("Talks began in July.", "place", False),  # a month is not a place
+        ("North Korea, led by Kim Il-sung, joined the talks.", "person", True),
+        ("The United States and China agreed.", "person", False),
+        ("Anything at all.", None, True),
+    ],
+)
+def test_matches_type(sentence, answer_type, matches):
+    assert matches_type(sentence, answer_type) is matches
