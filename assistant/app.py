@@ -28,7 +28,9 @@ from .answer import Answer
 from .config import load_settings
 from .errors import AssistantError, UsageError
 from .pipeline import Assistant
-from .server import AssistantSlot, as_slot, make_server, protected_paths, readiness
+from .server import (
+    AssistantSlot, RequestSizeLimit, as_slot, make_server, protected_paths, readiness,
+)  # fmt: skip
 from .ui_format import (
     QUOTE_LABEL, SourceCard, escape_markdown, export_markdown, format_answer_message,
     format_lookup, highlight_quote, source_cards,
@@ -42,6 +44,9 @@ MAX_HISTORY = 8  # earlier user turns passed on (the engine only leans on the la
 # (an answer takes ~10-50 ms, so a full queue drains in about a second).
 QUEUE_MAX = 64
 CONCURRENCY = 2  # questions answered at once (a 2-core machine)
+# Request bodies past this are refused (413) before Gradio parses and keeps them: a
+# question is at most 1,000 characters; the page also sends its chat (~1 KB a turn).
+MAX_REQUEST_BYTES = 256 * 1024
 EXPORT_TTL_SECONDS = 3600
 EXAMPLES = [
     "When was the armistice signed?",
@@ -321,6 +326,7 @@ def create_server_app(source: Assistant | AssistantSlot, *, blocked: Sequence[st
 
     slot = as_slot(source)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(RequestSizeLimit, max_bytes=MAX_REQUEST_BYTES)
 
     @app.get("/healthz")
     def healthz() -> dict:

@@ -114,6 +114,35 @@ def protected_paths(settings: Settings) -> list[str]:
     return [str(Path(p).resolve()) for p in paths]
 
 
+class RequestSizeLimit:
+    """ASGI middleware: a request body over `max_bytes` is refused (413) before it is read.
+
+    Gradio keeps each session's last inputs in memory, so without a limit every new
+    session could leave a megabyte-long "question" behind. Chunked bodies (no length
+    given up front) are refused with 411. Does not look at responses.
+    """
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            from starlette.responses import JSONResponse
+
+            headers = dict(scope["headers"])
+            length = headers.get(b"content-length", b"0")
+            refusal = None
+            if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+                refusal = 411, "send the request with a Content-Length"
+            elif not length.isdigit() or int(length) > self.max_bytes:
+                refusal = 413, f"request too large ({length.decode(errors='replace')[:20]} bytes; the limit is {self.max_bytes})"
+            if refusal is not None:
+                response = JSONResponse({"detail": refusal[1]}, status_code=refusal[0],
+                                        headers={"Connection": "close"})  # fmt: skip
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
 def make_server(app, host: str, port: int):
     """A uvicorn server and its already-bound socket (a busy port fails here, clearly)."""
     import uvicorn
