@@ -1,9 +1,17 @@
-"""FAISS behind four calls: build, search, save, load.
+"""FAISS behind four calls: build, search, save, load; the index type chosen by size.
 
-Vectors are unit length, so inner product is cosine similarity; that is the
-only metric used. The index type is picked by corpus size (exact search below
-`exact_limit`, HNSW above) and its parameters go to the manifest. Does not know
-about chunks or documents.
+Vectors are unit length, so inner product is cosine similarity; that is the only
+metric used. Below `EXACT_LIMIT` vectors the search is exact (IndexFlatIP: a few
+milliseconds, nothing to tune). Above it, a 4-bit product-quantizer scanned with
+SIMD ("fast scan", 2 dimensions per code: d/2 bytes a vector) shortlists
+`k * k_factor` candidates, which are re-scored exactly against the stored vectors
+(IndexRefineFlat). Measured on 1M random unit 384-d vectors (benchmarks/run.py):
+recall@10 about 0.98 at about 1.06x the raw vectors' memory. Graph (HNSW) and
+inverted-list (IVF) indexes were measured too and rejected: on such vectors
+neither reached recall 0.95 at comparable speed, and HNSW takes many minutes to
+build 1M on 2 cores. The parameters go to the manifest.
+
+Does not know about chunks or documents, and does not normalise vectors.
 """
 
 from __future__ import annotations
@@ -13,28 +21,44 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-EXACT_LIMIT = 50_000
+EXACT_LIMIT = 20_000
+DIMS_PER_CODE = 2  # one 4-bit code per 2 dimensions: 192 bytes for 384-d
+K_FACTOR = 32  # candidates re-scored exactly per result wanted
+TRAIN_SIZE = 65_536  # vectors the quantizer is trained on (a fixed-seed sample)
 
 
 def choose_params(n: int, *, exact_limit: int = EXACT_LIMIT) -> dict:
-    """Exact inner product for small corpora; HNSW (graph) for large ones."""
+    """Exact inner product for small corpora; quantized shortlist + exact re-scoring above."""
     if n < exact_limit:
         return {"type": "flat-ip"}
-    return {"type": "hnsw-ip", "M": 32, "efConstruction": 80, "efSearch": 128}
+    return {"type": "pq4fs-refine", "dims_per_code": DIMS_PER_CODE, "k_factor": K_FACTOR,
+            "train_size": min(n, TRAIN_SIZE)}  # fmt: skip
 
 
 def build(vectors: np.ndarray, params: dict) -> faiss.Index:
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     dimension = vectors.shape[1]
-    if params["type"] == "flat-ip":
+    kind = params["type"]
+    if kind == "flat-ip":
         index = faiss.IndexFlatIP(dimension)
-    elif params["type"] == "hnsw-ip":
+    elif kind == "pq4fs-refine":
+        if dimension % params["dims_per_code"]:
+            raise ValueError(f"dimension {dimension} is not a multiple of {params['dims_per_code']}")
+        codes = dimension // params["dims_per_code"]
+        base = faiss.IndexPQFastScan(dimension, codes, 4, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(0)  # the same sample, hence the same index, every build
+        take = min(len(vectors), params["train_size"])
+        base.train(vectors[np.sort(rng.choice(len(vectors), take, replace=False))])
+        index = faiss.IndexRefineFlat(base)
+        index.k_factor = float(params["k_factor"])
+    elif kind == "hnsw-ip":
         index = faiss.IndexHNSWFlat(dimension, params["M"], faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = params["efConstruction"]
         index.hnsw.efSearch = params["efSearch"]
     else:
-        raise ValueError(f"unknown ANN type {params['type']!r}")
+        raise ValueError(f"unknown ANN type {kind!r}")
     if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        index.add(vectors)
     return index
 
 
@@ -59,4 +83,6 @@ def load(path: Path, params: dict) -> faiss.Index:
     index = faiss.read_index(str(path))
     if params.get("type") == "hnsw-ip":
         index.hnsw.efSearch = params["efSearch"]
+    elif params.get("type") == "pq4fs-refine":  # read_index returns IndexRefineFlat itself
+        index.k_factor = float(params["k_factor"])
     return index

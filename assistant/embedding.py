@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -20,6 +21,8 @@ import numpy as np
 
 from .config import MODEL_PACKAGE
 from .errors import ModelNotFoundError
+
+log = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
@@ -59,7 +62,9 @@ def model_fingerprint(model_dir: Path) -> str:
 class SentenceTransformerEmbedder:
     """sentence-transformers over a local model folder, loaded lazily and offline."""
 
-    def __init__(self, model_dir: Path | None = None):
+    def __init__(self, model_dir: Path | None = None, *, query_cache_dir: Path | None = None):
+        """query_cache_dir: where the ONNX export for `encode_queries` is kept (None: no
+        export; questions go through sentence-transformers like documents)."""
         model_dir = Path(model_dir) if model_dir else bundled_model_dir()
         if not (model_dir / "config.json").exists():
             raise ModelNotFoundError(
@@ -74,6 +79,10 @@ class SentenceTransformerEmbedder:
         self._tokenizer = None
         # The fast tokenizer is not safe to share across threads ("Already borrowed").
         self._lock = threading.Lock()
+        self.query_cache_dir = Path(query_cache_dir) if query_cache_dir else None
+        self._query_encoder = None
+        self._query_encoder_failed = False
+        self._query_lock = threading.Lock()
 
     @property
     def tokenizer(self):
@@ -107,7 +116,54 @@ class SentenceTransformerEmbedder:
                 raise ModelNotFoundError(
                     f"cannot load the embedding model from {self.model_dir}: {exc}"
                 ) from exc
+            self._export_query_encoder()  # torch is loaded now anyway: export once
         return self._model
+
+    def _query_model_path(self) -> Path | None:
+        if self.query_cache_dir is None:
+            return None
+        from .onnx_encoder import onnx_path
+
+        return onnx_path(self.query_cache_dir, self.name)
+
+    def _export_query_encoder(self) -> None:
+        path = self._query_model_path()
+        if path is None or path.exists():
+            return
+        try:
+            from .onnx_encoder import export_onnx
+
+            export_onnx(self.model_dir, path, model=self._model)
+        except Exception as exc:  # questions then keep using sentence-transformers
+            log.warning("no ONNX query encoder (%s); questions use sentence-transformers", exc)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Like `encode`, for questions: onnxruntime on the exported weights, so no torch
+        import (the same vectors, cosine > 0.9999); `encode` when there is no export."""
+        encoder = self._query_encoder or self._open_query_encoder()
+        if encoder is None:
+            return self.encode(texts)
+        return encoder.encode(texts)
+
+    def _open_query_encoder(self):
+        path = self._query_model_path()
+        if path is None or self._query_encoder_failed:
+            return None
+        with self._query_lock:
+            if self._query_encoder is None and not self._query_encoder_failed:
+                try:
+                    if not path.exists():  # e.g. an index built before exports existed
+                        with self._lock:
+                            self._load()
+                    from .onnx_encoder import OnnxQueryEncoder
+
+                    self._query_encoder = OnnxQueryEncoder(self.model_dir, path)
+                except ModelNotFoundError:
+                    raise
+                except Exception as exc:
+                    log.warning("cannot use the ONNX query encoder (%s); using sentence-transformers", exc)
+                    self._query_encoder_failed = True
+        return self._query_encoder
 
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
         if not texts:

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from .answer import Answer, Citation, citation_id, compose_answer
 from .config import Settings, load_settings
 from .documents import Document, load_documents
@@ -61,7 +63,10 @@ class Assistant:
         settings = (settings or load_settings()).with_(
             seeds_dir=Path(seeds_dir), index_dir=Path(index_dir)
         )
-        embedder = embedder or SentenceTransformerEmbedder(settings.model_dir)
+        # Questions are encoded with onnxruntime on an export kept beside the index.
+        embedder = embedder or SentenceTransformerEmbedder(
+            settings.model_dir, query_cache_dir=Path(settings.index_dir) / "encoder"
+        )
         index, documents, warnings, stats = sync_index(settings, embedder, progress=progress,
                                                        rebuild=rebuild)  # fmt: skip
         return cls(index, documents, embedder, settings, warnings=warnings, build_stats=stats)
@@ -93,12 +98,55 @@ class Assistant:
                    if isinstance(h, str) and h.strip()]  # fmt: skip
         state = self._state  # one consistent snapshot for the whole request
         query = make_query(
-            question, history, encode=self.embedder.encode,
+            question, history, encode=_query_encoder(self.embedder),
             known_stems=state.index.vocabulary, surface_words=state.surface_words,
         )  # fmt: skip
         hits = retrieve(state.index, query, mode=mode, k=k, settings=self.settings)
         texts = {path: doc.text for path, doc in state.documents.items()}
         return compose_answer(state.index, query, hits, texts, self.settings)
+
+    def ask_batch(self, questions: Sequence[str], histories: Sequence[Sequence[str]] | None = None,
+                  *, k: int | None = None, mode: str | None = None) -> list[Answer]:  # fmt: skip
+        """Answer several questions with ONE encode call for all their query vectors
+        (what concurrent web requests share), then retrieve and answer each: every
+        Answer is the one `ask` gives for that question alone.
+
+        Raises UsageError if any question, history or option is invalid; then nothing
+        is answered, so callers serving many users check each question first.
+        """
+        histories = [()] * len(questions) if histories is None else list(histories)
+        if len(histories) != len(questions):
+            raise UsageError("give one history per question")
+        k = self.settings.top_k if k is None else k
+        mode = mode or self.settings.mode
+        if not isinstance(k, int) or not 1 <= k <= 100:
+            raise UsageError("k must be a whole number from 1 to 100")
+        if mode not in MODES:
+            raise UsageError(f"mode must be one of: {', '.join(MODES)}")
+        limit = self.settings.max_question_chars
+        questions = [check_question(q, limit) for q in questions]
+        histories = [[check_question(h, limit) for h in turns if isinstance(h, str) and h.strip()]
+                     for turns in histories]  # fmt: skip
+        state = self._state
+        texts_to_embed: list[str] = []
+
+        def defer(texts: Sequence[str]) -> np.ndarray:  # vectors come below, in one call
+            texts_to_embed.extend(texts)
+            return np.zeros((len(texts), self.embedder.dimension), dtype=np.float32)
+
+        queries = [make_query(q, h, encode=defer, known_stems=state.index.vocabulary,
+                              surface_words=state.surface_words)
+                   for q, h in zip(questions, histories)]  # fmt: skip
+        if len(texts_to_embed) != len(queries):  # make_query embeds exactly one text
+            raise RuntimeError("make_query did not embed one text per question")
+        vectors = _query_encoder(self.embedder)(texts_to_embed) if queries else []
+        documents = {path: doc.text for path, doc in state.documents.items()}
+        answers = []
+        for query, vector in zip(queries, vectors):
+            query = replace(query, vector=vector)
+            hits = retrieve(state.index, query, mode=mode, k=k, settings=self.settings)
+            answers.append(compose_answer(state.index, query, hits, documents, self.settings))
+        return answers
 
     def cite(self, citation: str) -> Citation:
         """The passage behind a citation ID; `stale=True` with the nearest current
@@ -125,6 +173,11 @@ class Assistant:
             raise CitationNotFoundError(f"{doc_path!r} has no passages")
         chunk, sentence = nearest
         return replace(_citation(doc, chunk, sentence.start, sentence.end), stale=True)
+
+
+def _query_encoder(embedder: Embedder):
+    """The embedder's question encoder (no torch import) if it has one, else `encode`."""
+    return getattr(embedder, "encode_queries", embedder.encode)
 
 
 def check_question(question, limit: int) -> str:

@@ -1,0 +1,168 @@
+"""Encode questions with onnxruntime on weights exported once from the bundled model.
+
+A question should not pay for importing torch (seconds) to get one vector. The
+model's transformer is exported with `torch.onnx.export` the first time torch is
+loaded anyway (an index build) and cached as `<cache_dir>/<fingerprint>/model.onnx`;
+after that a question costs one tokenizer call and one onnxruntime run. Mean
+pooling over real tokens and L2 normalisation are done here in numpy, exactly as
+the model folder's modules.json and 1_Pooling/config.json prescribe, and an export
+is checked against the torch model before it is kept.
+
+Does not embed documents for the index (sentence-transformers does that), never
+quantizes (int8 moved vectors to cosine ~0.98 of the originals), and supports only
+Transformer -> mean Pooling -> Normalize pipelines (anything else raises
+UnsupportedModelError so the caller keeps sentence-transformers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+# Bump when the exported graph's inputs/outputs change, so old caches are not reused.
+EXPORT_VERSION = 1
+ONNX_FILE = "model.onnx"
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_CHECK_TEXTS = ("When was the armistice signed?", "", "word " * 300)
+
+
+class UnsupportedModelError(Exception):
+    """The model folder's pipeline is not Transformer -> mean Pooling (-> Normalize)."""
+
+
+def onnx_path(cache_dir: Path, fingerprint: str) -> Path:
+    """Where the export of the model with this fingerprint lives."""
+    safe = "".join(ch if ch.isalnum() or ch in "@-_." else "_" for ch in fingerprint)
+    return Path(cache_dir) / f"{safe}-onnx{EXPORT_VERSION}" / ONNX_FILE
+
+
+def read_pipeline(model_dir: Path) -> bool:
+    """Check the sentence-transformers modules; True when a Normalize step ends them."""
+    modules = json.loads((Path(model_dir) / "modules.json").read_text())
+    kinds = [m["type"].rsplit(".", 1)[-1] for m in sorted(modules, key=lambda m: m["idx"])]
+    if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+        raise UnsupportedModelError(f"modules {kinds} are not Transformer, Pooling[, Normalize]")
+    pooling_dir = next(m["path"] for m in modules if m["type"].endswith("Pooling"))
+    pooling = json.loads((Path(model_dir) / pooling_dir / "config.json").read_text())
+    modes = {key for key, on in pooling.items() if key.startswith("pooling_mode") and on}
+    if modes != {"pooling_mode_mean_tokens"}:
+        raise UnsupportedModelError(f"pooling {sorted(modes)} is not mean over tokens")
+    return kinds[-1] == "Normalize"
+
+
+def max_seq_length(model_dir: Path) -> int:
+    path = Path(model_dir) / "sentence_bert_config.json"
+    if path.exists():
+        return int(json.loads(path.read_text()).get("max_seq_length", 256))
+    return 256
+
+
+class OnnxQueryEncoder:
+    """Texts -> unit vectors with onnxruntime; the same vectors as sentence-transformers."""
+
+    def __init__(self, model_dir: Path, onnx_file: Path, *, threads: int = 1):
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self.normalize = read_pipeline(model_dir)
+        self.max_tokens = max_seq_length(model_dir)
+        tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+        # The bundled tokenizer.json pads and truncates to 128; sentence-transformers
+        # truncates at max_seq_length (256) and pads only to the longest in a batch.
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=self.max_tokens)
+        self._tokenizer = tokenizer
+        self._tokenizer_lock = threading.Lock()  # the Rust tokenizer is not shareable
+        options = onnxruntime.SessionOptions()
+        # One thread per run: on 2 cores a second intra-op thread slowed a single
+        # question down, and concurrent requests each get a core instead.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self._session = onnxruntime.InferenceSession(
+            str(onnx_file), options, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = [i.name for i in self._session.get_inputs()]
+        self.dimension = int(self._session.get_outputs()[0].shape[-1])
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), dimension) float32; padded to the longest text, never beyond."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with self._tokenizer_lock:
+            encodings = self._tokenizer.encode_batch(list(texts))
+        length = max(len(e.ids) for e in encodings)
+        feed = {name: np.zeros((len(encodings), length), dtype=np.int64) for name in _INPUTS}
+        for row, e in enumerate(encodings):
+            n = len(e.ids)
+            feed["input_ids"][row, :n] = e.ids
+            feed["attention_mask"][row, :n] = e.attention_mask
+            feed["token_type_ids"][row, :n] = e.type_ids
+        tokens = self._session.run(None, {name: feed[name] for name in self._inputs})[0]
+        return mean_pool(tokens, feed["attention_mask"], normalize=self.normalize)
+
+
+def mean_pool(tokens: np.ndarray, mask: np.ndarray, *, normalize: bool) -> np.ndarray:
+    """Mean of the token vectors where mask is 1, then (optionally) unit length."""
+    weights = mask[..., None].astype(np.float32)
+    vectors = (tokens * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+    if normalize:
+        vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+    return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def export_onnx(model_dir: Path, target: Path, *, model=None) -> Path:
+    """Export the transformer of a sentence-transformers folder to `target` (imports torch).
+
+    `model` is an already loaded SentenceTransformer, to avoid loading it twice.
+    The file is written beside the target and renamed into place only after its
+    vectors matched the torch model's on a few texts, so readers never see half a file.
+    """
+    import torch
+
+    read_pipeline(model_dir)
+    if model is None:
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(str(model_dir), device="cpu")
+    transformer = model[0].auto_model.eval()
+
+    class TokenEmbeddings(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state  # fmt: skip
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{target.name}")
+    sample = torch.ones((1, 8), dtype=torch.long)
+    dynamic = {name: {0: "batch", 1: "tokens"} for name in (*_INPUTS, "token_embeddings")}
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer and deprecation notes, not errors
+            # dynamo=False: the TorchScript exporter needs no onnxscript.
+            torch.onnx.export(
+                TokenEmbeddings(transformer), (sample, torch.ones_like(sample), torch.zeros_like(sample)),
+                str(tmp), dynamo=False, input_names=list(_INPUTS), output_names=["token_embeddings"],
+                dynamic_axes=dynamic, opset_version=17, do_constant_folding=True,
+            )  # fmt: skip
+        encoder = OnnxQueryEncoder(model_dir, tmp)
+        expected = model.encode(list(_CHECK_TEXTS), normalize_embeddings=encoder.normalize,
+                                convert_to_numpy=True, show_progress_bar=False)  # fmt: skip
+        cosine = np.sum(encoder.encode(_CHECK_TEXTS) * expected, axis=1)
+        if not np.all(cosine > 0.9999):
+            raise RuntimeError(f"exported model disagrees with torch (cosine {cosine.min():.5f})")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target

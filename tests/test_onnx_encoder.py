@@ -1,0 +1,128 @@
+"""onnx_encoder.py: the question encoder gives sentence-transformers' vectors without torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from assistant.embedding import SentenceTransformerEmbedder, bundled_model_dir
+from assistant.onnx_encoder import UnsupportedModelError, mean_pool, onnx_path, read_pipeline
+
+TEXTS = {
+    "question": "When was the armistice signed?",
+    "empty": "",
+    "emoji": "🙂🇰🇷 ✌️",
+    "one word": "Panmunjom",
+    "hangul and accents": "판문점 선언 — naïve café",
+    "over 256 word pieces": "The delegates argued about prisoners at Kaesong. " * 60,
+}
+
+
+def test_mean_pool_hand_worked():
+    tokens = np.array([[[1.0, 0.0], [3.0, 0.0], [100.0, 100.0]]], dtype=np.float32)
+    mask = np.array([[1, 1, 0]])  # the third position is padding and must not count
+    assert mean_pool(tokens, mask, normalize=False).tolist() == [[2.0, 0.0]]
+    assert mean_pool(tokens, mask, normalize=True).tolist() == [[1.0, 0.0]]
+
+
+def test_bundled_model_is_mean_pooled_and_normalized():
+    assert read_pipeline(bundled_model_dir()) is True
+
+
+@pytest.mark.parametrize(
+    ("modules", "pooling", "message"),
+    [
+        (["Transformer", "Pooling", "Dense", "Normalize"], {"pooling_mode_mean_tokens": True}, "modules"),
+        (["Transformer", "Pooling"], {"pooling_mode_cls_token": True}, "pooling"),
+        (["Transformer", "Pooling"], {"pooling_mode_mean_tokens": True,
+                                      "pooling_mode_max_tokens": True}, "pooling"),
+    ],
+)  # fmt: skip
+def test_unsupported_pipelines_are_refused(tmp_path, modules, pooling, message):
+    entries = [{"idx": i, "name": str(i), "path": "1_Pooling" if kind == "Pooling" else "",
+                "type": f"sentence_transformers.models.{kind}"} for i, kind in enumerate(modules)]  # fmt: skip
+    (tmp_path / "modules.json").write_text(json.dumps(entries))
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    with pytest.raises(UnsupportedModelError, match=message):
+        read_pipeline(tmp_path)
+
+
+def test_cache_path_is_keyed_by_fingerprint(tmp_path):
+    a, b = onnx_path(tmp_path, "model@abc"), onnx_path(tmp_path, "model@abd")
+    assert a != b and a.parent.parent == tmp_path and a.name == "model.onnx"
+    assert onnx_path(tmp_path, "../../etc@x").parent.parent == tmp_path  # no path escape
+
+
+@pytest.fixture(scope="module")
+def embedder(real_assistant):
+    """The session's real embedder; its build exported the ONNX model beside the index."""
+    embedder = real_assistant.embedder
+    assert embedder.query_cache_dir == real_assistant.settings.index_dir / "encoder"
+    assert onnx_path(embedder.query_cache_dir, embedder.name).is_file()
+    embedder.encode_queries(["warm up"])
+    assert embedder._query_encoder is not None  # really onnxruntime, not the fallback
+    return embedder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(TEXTS))
+def test_vectors_equal_sentence_transformers(embedder, name):
+    onnx = embedder.encode_queries([TEXTS[name]])
+    torch = embedder.encode([TEXTS[name]])
+    assert onnx.shape == torch.shape == (1, embedder.dimension) and onnx.dtype == np.float32
+    assert float(onnx[0] @ torch[0]) > 0.9999
+    assert np.linalg.norm(onnx[0]) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_long_text_is_truncated_at_256_word_pieces(embedder):
+    long = TEXTS["over 256 word pieces"]
+    assert embedder.count_tokens([long])[0] > 300
+    longer = long + " Completely different words about summits in Pyongyang. " * 20
+    a, b = embedder.encode_queries([long, longer])
+    assert float(a @ b) > 0.9999  # only the first 256 pieces count, as in sentence-transformers
+
+
+@pytest.mark.slow
+def test_a_padded_batch_gives_each_text_its_own_vector(embedder):
+    texts = list(TEXTS.values())
+    batch = embedder.encode_queries(texts)
+    singles = np.concatenate([embedder.encode_queries([t]) for t in texts])
+    assert np.allclose(batch, singles, atol=1e-5)
+    assert embedder.encode_queries([]).shape == (0, embedder.dimension)
+
+
+@pytest.mark.slow
+def test_a_broken_export_falls_back_to_sentence_transformers(embedder, tmp_path, caplog):
+    path = onnx_path(tmp_path, embedder.name)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not an onnx file")
+    fallback = SentenceTransformerEmbedder(embedder.model_dir, query_cache_dir=tmp_path)
+    fallback._model = embedder._load()  # share the loaded weights: no second load
+    vector = fallback.encode_queries([TEXTS["question"]])
+    assert fallback._query_encoder is None and "ONNX" in caplog.text
+    assert float(vector[0] @ embedder.encode([TEXTS["question"]])[0]) > 0.9999
+
+
+@pytest.mark.slow
+def test_asking_from_a_built_index_imports_neither_torch_nor_gradio(real_assistant):
+    settings = real_assistant.settings
+    script = (
+        "import sys\n"
+        "from assistant import Assistant\n"
+        f"a = Assistant.load({str(settings.seeds_dir)!r}, {str(settings.index_dir)!r})\n"
+        "assert a.build_stats is None, 'the index should have been up to date'\n"
+        "a.ask('When was the armistice signed?')\n"
+        "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers', 'gradio')"
+        " if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
