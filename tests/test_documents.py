@@ -121,20 +121,14 @@ def test_the_tiny_corpus_titles_and_sections(tiny_seeds):
     documents, warnings = load_documents(tiny_seeds, max_file_bytes=10_000)
     assert warnings == []
     alpha, beta = documents
-    assert alpha.path == "alpha.txt"
-    assert alpha.sections[-3:] == ["Opening Moves", "Prisoners of War", "The Signing"]
-    assert beta.path == "beta.md"
+    assert (alpha.path, alpha.title) == ("alpha.txt", "The Armistice Talks")
+    assert alpha.sections == ["Opening Moves", "Prisoners of War", "The Signing"]
+    assert (beta.path, beta.title) == ("beta.md", "Later Summits")  # "# " stripped
     assert beta.sections == ["Summits", "Echo"]
     for doc in documents:
         assert_offsets_sound(doc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="documents.parse_document (line 152) takes line 1 as the title only "
-    "when line 2 is not a heading, so a title followed by a section heading (even a markdown "
-    "'# ' title) is lost: the title becomes the file stem",
-)
 @pytest.mark.parametrize(
     "path, text",
     [("alpha.txt", "The Armistice Talks\n\nOpening Moves\nTalks began at Kaesong in 1951.\n"),
@@ -229,7 +223,8 @@ def test_is_heading(line, heading):
         ("Panmunjom", "doc", ["Panmunjom"]),
         ("Peace 🕊 talks resumed in 2018.", "doc", ["Peace 🕊 talks resumed in 2018."]),
         ("A Lone Heading\n", "doc", ["A Lone Heading"]),  # a heading with no body is kept as text
-        ("Title Here\n\nEmpty Section\nFull Section\nBody text here.", "doc", ["Body text here."]),
+        ("Title Here\n\nEmpty Section\nFull Section\nBody text here.", "Title Here",
+         ["Body text here."]),
         ("Talks Resumed\n\nThe talks resumed. 🕊 Peace followed.\n", "Talks Resumed",
          ["The talks resumed. 🕊 Peace followed."]),
         ("Windows Lines\r\n\r\nThe talks ended.\r\n", "Windows Lines", ["The talks ended."]),
