@@ -76,14 +76,14 @@ def split_sentences(paragraph: Paragraph) -> list[Sentence]:
 
 
 def _split_long(
-    sentence: Sentence, paragraph: Paragraph, tokens: int, limit: int, count: CountTokens
+    sentence: Sentence, paragraph: Paragraph, offset: int, tokens: int, limit: int,
+    count: CountTokens,
 ) -> list[Sentence]:
     """Cut a sentence longer than the limit into word windows that fit."""
     if tokens <= limit:
         return [sentence]
     words = list(re.finditer(r"\S+", sentence.text))
     sizes = count([w.group() for w in words])
-    offset = paragraph.text.find(sentence.text)
     pieces, first, used = [], 0, 0
     for k, size in enumerate(sizes + [limit + 1]):
         if k == len(words) or (used + size > limit and k > first):
@@ -117,8 +117,12 @@ def chunk_document(
         flat: list[tuple[Sentence, int, int]] = []  # sentence, tokens, paragraph number
         for number, (paragraph, sentences) in enumerate(paragraphs):
             sizes = count_tokens([s.text for s in sentences])
+            cursor = 0  # where this sentence starts in the cleaned paragraph text
             for sentence, size in zip(sentences, sizes):
-                pieces = _split_long(sentence, paragraph, size, max_chunk_tokens, count_tokens)
+                offset = paragraph.text.index(sentence.text, cursor)
+                cursor = offset + len(sentence.text)
+                pieces = _split_long(sentence, paragraph, offset, size, max_chunk_tokens,
+                                     count_tokens)  # fmt: skip
                 for piece in pieces:
                     size_piece = size if piece is sentence else count_tokens([piece.text])[0]
                     flat.append((piece, size_piece, number))

@@ -198,6 +198,8 @@ def sync_index(settings: Settings, embedder: Embedder, *, current: Index | None 
 
     Returns (index, documents, warnings, stats); stats is None when nothing was built.
     """
+    if Path(settings.index_dir).exists() and not Path(settings.index_dir).is_dir():
+        raise IndexLoadError(f"index path {settings.index_dir} is not a folder")
     documents, warnings = load_documents(settings.seeds_dir, max_file_bytes=settings.max_file_bytes)
     index = current
     if index is None and not rebuild:
@@ -240,7 +242,10 @@ def _make_state(index: Index, documents: Sequence[Document]) -> _State:
 
 
 def _containing_chunk(chunks, start: int, end: int):
+    """The chunk holding the span; for a quote that runs on past its chunk (a list),
+    the chunk it starts in."""
     inside = [c for c in chunks if c.start <= start and end <= c.end]
+    inside = inside or [c for c in chunks if c.start <= start < c.end]
     return min(inside, key=lambda c: (abs((c.start + c.end) / 2 - (start + end) / 2), c.start), default=None)
 
 

@@ -35,11 +35,11 @@ class Query:
 
 
 def is_followup(question: str) -> bool:
-    """Elliptical or referring back: a connector start, a pronoun, or <= 2 content words."""
+    """Elliptical or referring back: a connector start, a pronoun, or <= 1 content word."""
     tokens = words(question)
     content = [w for w in tokens if w not in STOPWORDS]
     return bool(
-        _FOLLOWUP_START.match(question) or _REFERRING.intersection(tokens) or len(content) <= 2
+        _FOLLOWUP_START.match(question) or _REFERRING.intersection(tokens) or len(content) <= 1
     )
 
 

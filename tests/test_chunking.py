@@ -197,12 +197,6 @@ def test_chunk_ids_are_the_document_and_span():
     assert chunk.id == f"doc.txt:{chunk.start}-{chunk.end}" == "doc.txt:12-32"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="chunking._split_long (line 86) locates the sentence with paragraph.text.find(sentence.text), "
-    "so a second identical over-long sentence in the same paragraph gets the FIRST one's "
-    "spans: its chunks repeat earlier IDs and the text after it is never cited in place",
-)
 def test_a_repeated_long_sentence_keeps_its_own_spans():
     long = "The " + " ".join(f"word{i}" for i in range(25)) + "."
     text = f"Some Title\n\nA short opener. {long} Middle bit. {long}\n"

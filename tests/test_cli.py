@@ -139,12 +139,6 @@ def test_a_corrupt_current_is_rebuilt_with_one_warning_line(tiny_seeds, tmp_path
     check_answer_json(out, tiny_seeds)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an --index that is a regular file makes index.build_lock's mkdir raise "
-    "FileExistsError, which cli.main reports as 'error: internal error (FileExistsError)' "
-    "with exit 1; issue 2 asks for exit 2 for an unusable index",
-)
 def test_an_index_path_that_is_a_file_exits_2(tiny_seeds, tmp_path, capsys, fake_model):
     index = tmp_path / "index"
     index.write_text("not a folder")

@@ -106,12 +106,6 @@ def test_a_followup_is_resolved_from_the_earlier_turn(real_assistant):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="query.is_followup (line 42) treats any question with <= 2 content words as a "
-    "follow-up, so a self-contained 'Where were the talks held?' after an unrelated turn is "
-    "joined with it and abstains (confidence 0.92 alone, 0.09 after the off-topic turn)",
-)
 def test_a_short_standalone_question_is_not_spoilt_by_an_unrelated_earlier_turn(real_assistant):
     question = "Where were the talks held?"
     alone = real_assistant.ask(question)
@@ -134,12 +128,6 @@ def test_cite_round_trips_every_citation_inside_its_passage(real_assistant, on_t
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.Assistant.cite (line 168) looks for one chunk containing the whole span; "
-    "a list-introduction quote whose items run past its chunk's end (003_...txt:9045-9282, "
-    "chunk 8698-9235) has none, so cite() calls its own fresh citation stale",
-)
 def test_cite_of_a_list_quote_running_past_its_passage_is_not_stale(real_assistant):
     answer = real_assistant.ask("What key elements are influenced by military tensions?")
     [listed] = [c for c in answer.citations if "include:" in c.quote]
