@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .answer_types import expected_type, matches_type
+from .answer_types import entity_coverage, expected_type, matches_type
 from .index import Index
 from .query import Query
 from .retrieval import Hit
@@ -28,13 +28,14 @@ NOT_IN_DOCUMENTS = "The documents don't answer that."
 # Logistic weights of the confidence; `assistant eval --calibrate` refits them on
 # the dev split and stores them in the index settings (Settings.calibration).
 DEFAULT_WEIGHTS = {
-    "bias": -8.0,
+    "bias": -10.0,
     "sentence_cosine": 6.0,
     "passage_cosine": 4.0,
     "term_coverage": 3.0,
     "rank_agreement": 1.0,
     "unknown_terms": -4.0,
     "answer_type": 2.0,
+    "entity_coverage": 2.0,
 }
 
 
@@ -243,6 +244,8 @@ def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf) 
         "rank_agreement": agreement,
         "unknown_terms": round(sum(idf[t] for t in unknown) / total_idf, 4),
         "answer_type": float(matches_type(index.sentences[row][1].text, expected_type(query.question))),
+        "entity_coverage": round(entity_coverage(
+            query.question, " ".join(h.chunk.text for h in hits[:3]), dict(query.corrections)), 4),
     }
 
 

@@ -12,18 +12,33 @@ from __future__ import annotations
 import re
 
 _QUESTION_TYPES = [
-    ("number", re.compile(r"\bhow (many|much|long|far|large|big|often)\b|\bwhat (number|percentage|share|size)\b", re.I)),
+    ("number", re.compile(r"\bhow (many|much|long|far|large|big|often|wide|deep|high|tall|old)\b|\b(what|which) (was |is |were |are )?(the )?(total |exact )?(number|percentage|share|size|death toll|toll|casualt(y|ies)|population|cost|width|length|distance)\b", re.I)),
     ("date", re.compile(r"\bwhen\b|\b(what|which|in what|in which) (year|month|date|day|decade)\b|\bwhat time\b", re.I)),
     ("place", re.compile(r"\bwhere\b|\b(what|which|in what|in which) (city|town|place|location|country|village|site)\b", re.I)),
-    ("person", re.compile(r"\bwho\b(?! (is|are|was|were) (the )?(parties|countries|nations|sides|states))|\b(what|which)( two| three)? (leaders?|presidents?|generals?|officers?|persons?|people|commanders?|officials?|diplomats?|negotiators?)\b", re.I)),
+    ("person", re.compile(r"\bwho\b(?! (is|are|was|were) (the )?(main |major |key )?(parties|countries|nations|sides|states|powers|actors))|\b(what|which)\b[\w\s'-]{0,30}?\b(leaders?|presidents?|generals?|officers?|persons?|commanders?|officials?|diplomats?|negotiators?|envoys?|ministers?)\b", re.I)),
 ]  # fmt: skip
 
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _DATE = re.compile(rf"\b(1[5-9]\d\d|20\d\d)s?\b|\b({_MONTHS})\b|\b(decade|century)\b")
-_NUMBER = re.compile(
-    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundreds?|thousands?|millions?|dozens?)\b",
+_DIGITS = re.compile(r"\b\d[\d,.]*\b(?!(st|nd|rd|th)\b)")
+_YEAR = re.compile(r"(1[5-9]\d\d|20\d\d)s?")
+_DAY_AFTER_MONTH = re.compile(rf"({_MONTHS})\s+$")
+_NUMBER_WORDS = re.compile(
+    r"\b(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty"
+    r"|hundreds?|thousands?|millions?|dozens?)\b",
     re.I,
 )
+
+
+def _has_count(sentence: str) -> bool:
+    """A count or a measure: a number that is neither a year nor the day of a date."""
+    for m in _DIGITS.finditer(sentence):
+        if _YEAR.fullmatch(m.group()) or _DAY_AFTER_MONTH.search(sentence[: m.start()]):
+            continue
+        return True
+    return bool(_NUMBER_WORDS.search(sentence))
+
+
 # Title-case words that are not people's names in this domain's prose.
 _NOT_NAMES = frozenset(
     """North South East West Korea Korean Koreas United States Nations Soviet Union China Chinese
@@ -34,7 +49,8 @@ _NOT_NAMES = frozenset(
     International Asian Asia Western Eastern Marxist Leninist Security Council Sunshine Summit
     Peace Talks Korea's Republic Democratic People's Allied Allies Germany Poland India Pakistan
     Panmunjom Inchon Pusan Chosin Kaesong Seoul Pyongyang Beijing Moscow Washington DMZ MDL UN
-    CBMs NGOs Confidence Building Measures Key Initial Frequent Large Efforts Examples Lessons""".split()
+    CBMs NGOs Confidence Building Measures Key Initial Frequent Large Efforts Examples Lessons
+    January February March April May June July August September October November December""".split()
 )
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+(?:-[a-z]+)?\b")
 _PLACE = re.compile(r"\b(in|at|near|from|to)\s+(the\s+)?([A-Z][a-z]+)")
@@ -55,7 +71,7 @@ def matches_type(sentence: str, answer_type: str | None) -> bool:
     if answer_type == "date":
         return bool(_DATE.search(sentence))
     if answer_type == "number":
-        return bool(_NUMBER.search(sentence))
+        return _has_count(sentence)
     if answer_type == "place":
         return any(m.group(3) not in _MONTHS.split("|") for m in _PLACE.finditer(sentence))
     if answer_type == "person":
@@ -63,3 +79,42 @@ def matches_type(sentence: str, answer_type: str | None) -> bool:
         words = _CAPITALISED.findall(sentence[1:])
         return any(w.split("-")[0] not in _NOT_NAMES for w in words)
     return True
+
+
+_ENTITY = re.compile(r"\b[A-Z][\w'’-]*[\w]|\b\d{2,4}s?\b")
+
+
+def question_entities(question: str) -> list[str]:
+    """Names, acronyms and numbers in a question: capitalised words past the first
+    word, and numbers ("Vietnam", "Six-Party", "2019")."""
+    from .terms import STOPWORDS
+
+    found = []
+    for m in _ENTITY.finditer(question):
+        word = m.group()
+        if m.start() == len(question) - len(question.lstrip()) or word.lower() in STOPWORDS:
+            continue
+        found.append(word)
+    return list(dict.fromkeys(found))
+
+
+def entity_coverage(question: str, text: str, corrections: dict[str, str] | None = None) -> float:
+    """Share of the question's entities the text mentions (1.0 when it names none).
+
+    A question about something the passages never name ("the Six-Party Talks")
+    is likely one the documents do not answer. Aliases and spelling fixes count.
+    """
+    from .aliases import ACRONYMS, NAMES
+
+    entities = question_entities(question)
+    if not entities:
+        return 1.0
+    haystack = text.lower()
+    corrections = corrections or {}
+    found = 0
+    for entity in entities:
+        names = {entity, corrections.get(entity.lower(), entity)}
+        names |= {NAMES.get(entity.lower(), entity), ACRONYMS.get(entity, entity)}
+        names |= {n.rstrip("s") for n in names if n.endswith("s") and len(n) > 3}
+        found += any(n.lower().split()[0] in haystack for n in names if n.strip())
+    return found / len(entities)

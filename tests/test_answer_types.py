@@ -1,0 +1,54 @@
+"""Answer types and question entities: the rules behind two confidence signals."""
+
+import pytest
+
+from assistant.answer_types import entity_coverage, expected_type, matches_type, question_entities
+
+
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("What was the total death toll of the Korean War?", "number"),
+        ("how wide is the DMZ in kilometres", "number"),
+        ("Which South Korean president introduced the Sunshine Policy?", "person"),
+        ("Who were the main parties at the table?", None),  # parties, not a person
+        ("In which city was the 2019 summit held?", "place"),
+    ],
+)
+def test_expected_type(question, expected):
+    assert expected_type(question) == expected
+
+
+@pytest.mark.parametrize(
+    "sentence, answer_type, expected",
+    [
+        ("It was signed on July 27, 1953.", "number", False),  # a date is not a count
+        ("About 300,000 troops crossed.", "number", True),
+        ("The front settled at the 38th parallel.", "number", False),
+        ("Two summits followed.", "number", True),
+        ("The Korean Armistice Agreement was signed on July 27, 1953.", "person", False),
+        ("North Korea, led by Kim Il-sung, held firm.", "person", True),
+    ],
+)
+def test_matches_type(sentence, answer_type, expected):
+    assert matches_type(sentence, answer_type) is expected
+
+
+def test_question_entities_skip_the_first_word_and_stopwords():
+    assert question_entities("When did the Six-Party Talks collapse in 2009?") == [
+        "Six-Party", "Talks", "2009"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "question, text, expected",
+    [
+        ("What did Beijing want?", "China sought influence.", 1.0),  # an alias counts
+        ("When did the Vietnam War end?", "The Korean War ended in 1953.", 0.5),
+        ("How fortified is the border?", "anything", 1.0),  # no entities
+        ("Where is Panmunjon?", "talks at Panmunjom", 1.0),  # a spelling fix counts
+    ],
+)
+def test_entity_coverage(question, text, expected):
+    corrections = {"panmunjon": "panmunjom"}
+    assert entity_coverage(question, text, corrections) == expected
