@@ -11,6 +11,7 @@ Does not time anything as a pass/fail criterion: the load figures are printed.
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 import statistics
@@ -198,19 +199,23 @@ def test_a_1mb_question_is_refused_fast_and_memory_stays_flat(served, client, as
     calls = assistant.embedder.calls
     for _ in range(5):  # warm up: the first requests allocate buffers that stay
         post_ask(served.url, huge)
+    gc.collect()
     before, seconds = rss_bytes(), []
-    for _ in range(40):  # 40 MB of questions, each from a new session
+    for _ in range(100):  # 100 MB of questions, each from a new session
         started = time.perf_counter()
         response = post_ask(served.url, huge)
         seconds.append(time.perf_counter() - started)
         assert response.status_code == 413
         assert response.json() == {"detail": "request too large (1000028 bytes; the limit is 262144)"}
+    gc.collect()
     growth = rss_bytes() - before
     assert "413" in rejected(client, huge)  # gradio_client: "Client error '413 Request Entity Too Large'"
     with capsys.disabled():
-        print(f"\n1 MB question x40 (new session each): median {statistics.median(seconds) * 1000:.0f} ms "
+        print(f"\n1 MB question x100 (new session each): median {statistics.median(seconds) * 1000:.0f} ms "
               f"to refuse, RSS growth {growth / 1e6:.1f} MB")  # fmt: skip
-    assert growth < 10e6  # without the limit Gradio kept every session's 1 MB input
+    # Without the limit Gradio kept every session's input: ~1.1 MB a request. The bound
+    # leaves room for what the rest of the suite's threads allocate meanwhile.
+    assert growth < 50e6
     assert assistant.embedder.calls == calls
 
 
