@@ -205,6 +205,8 @@ def run_questions(assistant, questions: Sequence[Question], *, k: int = 10, mode
     mode = mode or assistant.settings.mode
     judge = _Judge(assistant)
     results = []
+    if questions:  # untimed warm-up: the first ask may load the model
+        assistant.ask(questions[0].question, questions[0].history, k=k, mode=mode)
     for i, q in enumerate(questions):
         started = time.perf_counter()
         answer = assistant.ask(q.question, q.history, k=k, mode=mode)
@@ -262,6 +264,8 @@ def _fmt(value: float | None) -> str:
 def write_calibration(record: dict, path: Path) -> None:
     """The file config.load_settings() reads; the sweep table is printed, not stored."""
     keep = {k: record[k] for k in ("weights", "threshold", "fitted_on", "dev_metrics")}
+    keep["dev_metrics"] = {k: round(v, 4) if isinstance(v, float) else v
+                           for k, v in keep["dev_metrics"].items()}  # fmt: skip
     path.write_text(json.dumps(keep, indent=2) + "\n", encoding="utf-8")
 
 
