@@ -47,6 +47,12 @@ class Chunk:
         return f"{self.doc}:{self.start}-{self.end}"
 
     @property
+    def indexed_text(self) -> str:
+        """What is embedded and BM25-indexed: the section heading, then the text, so
+        "the section on sticking points" finds its section."""
+        return f"{self.section}\n{self.text}"
+
+    @property
     def text_hash(self) -> str:
         return text_hash(self.text)
 
@@ -114,6 +120,8 @@ def chunk_document(
     for paragraph in doc.paragraphs:
         sections.setdefault(paragraph.section, []).append((paragraph, split_sentences(paragraph)))
     for section, paragraphs in sections.items():
+        # The heading is embedded with each chunk (Chunk.indexed_text): leave it room.
+        limit = max_chunk_tokens - count_tokens([section])[0] - 1
         flat: list[tuple[Sentence, int, int]] = []  # sentence, tokens, paragraph number
         for number, (paragraph, sentences) in enumerate(paragraphs):
             sizes = count_tokens([s.text for s in sentences])
@@ -121,14 +129,15 @@ def chunk_document(
             for sentence, size in zip(sentences, sizes):
                 offset = paragraph.text.index(sentence.text, cursor)
                 cursor = offset + len(sentence.text)
-                pieces = _split_long(sentence, paragraph, offset, size, max_chunk_tokens,
+                pieces = _split_long(sentence, paragraph, offset, size, limit,
                                      count_tokens)  # fmt: skip
                 for piece in pieces:
                     size_piece = size if piece is sentence else count_tokens([piece.text])[0]
                     flat.append((piece, size_piece, number))
-        for group in _pack(flat, target, overlap_sentences):
-            chunks.append(_make_chunk(doc, section, group))
-    return _enforce_limit(chunks, count_tokens, max_chunk_tokens)
+        section_chunks = [_make_chunk(doc, section, g) for g in _pack(flat, min(target, limit),
+                                                                        overlap_sentences)]  # fmt: skip
+        chunks.extend(_enforce_limit(section_chunks, count_tokens, limit))
+    return chunks
 
 
 def _pack(flat, target: int, overlap: int) -> list[list[tuple[Sentence, int]]]:

@@ -38,7 +38,7 @@ from .embedding import Embedder
 from .errors import IndexLoadError
 from .terms import terms
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _VERSION_NAME = re.compile(r"v-[0-9a-f]{16}-[0-9a-f]{8}")
 Progress = Callable[[str, int, int], None]
 
@@ -57,6 +57,7 @@ class Index:
     sentence_dense: object = None  # faiss.Index over sentence_vectors
     _vocabulary: dict | None = field(default=None, repr=False)
     _sentence_chunks: list | None = field(default=None, repr=False)
+    _content_vectors: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def vocabulary(self) -> dict[str, int]:
@@ -75,6 +76,18 @@ class Index:
                     table[row].append(chunk_row)
             self._sentence_chunks = table
         return self._sentence_chunks
+
+    @property
+    def content_vectors(self) -> np.ndarray:
+        """Per chunk, the normalized mean of its sentence vectors: what the chunk says,
+        without the section heading its own vector includes (for near-duplicates)."""
+        if self._content_vectors is None:
+            means = np.stack([self.sentence_vectors[rows].mean(axis=0)
+                              for rows in self.chunk_sentence_rows]) if self.chunks else \
+                np.zeros((0, self.sentence_vectors.shape[1]), dtype=np.float32)  # fmt: skip
+            norms = np.linalg.norm(means, axis=1, keepdims=True)
+            self._content_vectors = (means / np.where(norms == 0, 1, norms)).astype(np.float32)
+        return self._content_vectors
 
     def document_frequency(self, term_id: int) -> int:
         indptr = self.bm25.scores["indptr"]
@@ -114,9 +127,13 @@ def build_index(
         )
     cache_ok = previous is not None and (previous.manifest.get("model"),
                previous.manifest.get("dimension")) == (embedder.name, embedder.dimension)  # fmt: skip
-    chunk_cache = _vector_cache(previous.chunks, previous.chunk_vectors) if cache_ok else {}
+    chunk_cache = (
+        _vector_cache([c.indexed_text for c in previous.chunks], previous.chunk_vectors)
+        if cache_ok
+        else {}
+    )
     chunk_vectors, embedded = _embed_with_cache(
-        [c.text for c in chunks], chunk_cache, embedder, progress, "chunks"
+        [c.indexed_text for c in chunks], chunk_cache, embedder, progress, "chunks"
     )
 
     rows: dict[tuple[str, int, int], int] = {}
@@ -132,7 +149,7 @@ def build_index(
             own.append(rows[key])
         chunk_sentence_rows.append(own)
     sentence_cache = (
-        _vector_cache([s for _, s in previous.sentences], previous.sentence_vectors)
+        _vector_cache([s.text for _, s in previous.sentences], previous.sentence_vectors)
         if cache_ok
         else {}
     )
@@ -144,7 +161,7 @@ def build_index(
     dense = ann.build(chunk_vectors, params)
     sentence_params = ann.choose_params(len(sentences))
     sentence_dense = ann.build(sentence_vectors, sentence_params)
-    bm25 = build_bm25([c.text for c in chunks])
+    bm25 = build_bm25([c.indexed_text for c in chunks])
     previous_hashes = previous.manifest["documents"] if previous else {}
     changed = tuple(
         d.path for d in documents if previous_hashes.get(d.path, {}).get("sha256") != d.sha256
@@ -179,8 +196,8 @@ def build_bm25(texts: Sequence[str]):
     return bm25
 
 
-def _vector_cache(items, vectors: np.ndarray) -> dict[str, np.ndarray]:
-    return {text_hash(item.text): vectors[i] for i, item in enumerate(items)}
+def _vector_cache(texts, vectors: np.ndarray) -> dict[str, np.ndarray]:
+    return {text_hash(text): vectors[i] for i, text in enumerate(texts)}
 
 
 def _embed_with_cache(texts, cache, embedder: Embedder, progress, label) -> tuple[np.ndarray, int]:

@@ -134,9 +134,9 @@ def _drop_duplicates(index: Index, hits: list[Hit], k: int, threshold: float) ->
     for hit in hits:
         if len(kept) == k:
             break
-        vector = index.chunk_vectors[hit.row]
+        vector = index.content_vectors[hit.row]
         twin = next(
-            (h for h in kept if float(index.chunk_vectors[h.row] @ vector) >= threshold), None
+            (h for h in kept if float(index.content_vectors[h.row] @ vector) >= threshold), None
         )
         if twin is None:
             kept.append(hit)

@@ -88,6 +88,8 @@ def test_every_seed_chunk_fits_the_model_in_real_word_pieces(seed_documents, tok
         assert chunks
         sizes = tokenizer.count_tokens([c.text for c in chunks])
         assert max(sizes) <= SETTINGS.max_chunk_tokens == tokenizer.max_tokens - 2  # [CLS] [SEP]
+        # What is embedded (heading + text) fits too: nothing is silently truncated.
+        assert max(tokenizer.count_tokens([c.indexed_text for c in chunks])) <= SETTINGS.max_chunk_tokens
 
 
 def test_seed_chunks_stay_inside_one_section_and_keep_original_spans(seed_documents, tokenizer):
@@ -154,6 +156,7 @@ def test_a_long_sentence_with_the_real_tokenizer_never_exceeds_the_model_limit(t
     assert len(chunks) > 3
     sizes = tokenizer.count_tokens([c.text for c in chunks])
     assert max(sizes) <= SETTINGS.max_chunk_tokens
+    assert max(tokenizer.count_tokens([c.indexed_text for c in chunks])) <= SETTINGS.max_chunk_tokens
     for chunk in chunks:
         assert all(doc.text[s.start : s.end] == s.text for s in chunk.sentences)
 
@@ -164,15 +167,17 @@ def test_a_sentence_exactly_at_the_limit_is_kept_whole(extra, pieces):
     sentence = "The " + " ".join(["talks"] * (limit - 2 + extra)) + " ended."
     assert words_count([sentence])[0] == limit + extra
     doc = parse(f"Some Title\n\n{sentence}\n")
-    chunks = chunks_of(doc, words_count, chunk_tokens=limit, max_chunk_tokens=limit)
+    # The limit covers what is embedded: the heading "Introduction" and a separator cost 2.
+    chunks = chunks_of(doc, words_count, chunk_tokens=limit, max_chunk_tokens=limit + 2)
     assert len({s for c in chunks for s in c.sentences}) == pieces
     assert all(words_count([c.text])[0] <= limit for c in chunks)
+    assert all(words_count([c.indexed_text])[0] <= limit + 1 for c in chunks)
 
 
 def test_sentences_exactly_filling_the_target_make_one_chunk_each_with_overlap():
     # Three 4-word sentences and a target of 8: chunks [s1 s2], [s2 s3].
     doc = parse("Some Title\n\nTalks began in 1951. Talks paused in 1952. Talks ended in 1953.\n")
-    chunks = chunks_of(doc, words_count, chunk_tokens=8, max_chunk_tokens=8)
+    chunks = chunks_of(doc, words_count, chunk_tokens=8, max_chunk_tokens=10)  # 2 for the heading
     assert [c.text for c in chunks] == ["Talks began in 1951. Talks paused in 1952.",
                                         "Talks paused in 1952. Talks ended in 1953."]  # fmt: skip
     assert chunks[0].sentences[-1] == chunks[1].sentences[0]

@@ -186,7 +186,7 @@ def fake_load(seeds, index, embedder=None) -> Assistant:
 def test_an_incremental_rebuild_embeds_only_the_changed_documents_texts(tiny_seeds, tmp_path):
     index = tmp_path / "index"
     before = fake_load(tiny_seeds, index)
-    alpha_texts = {c.text for c in before.index.chunks if c.doc == "alpha.txt"}
+    alpha_texts = {c.indexed_text for c in before.index.chunks if c.doc == "alpha.txt"}
     alpha_texts |= {s.text for d, s in before.index.sentences if d == "alpha.txt"}
 
     beta = tiny_seeds / "beta.md"
@@ -196,7 +196,7 @@ def test_an_incremental_rebuild_embeds_only_the_changed_documents_texts(tiny_see
 
     assert after.build_stats.changed_documents == ("beta.md",)
     assert embedder.encoded, "the edited passage was not embedded"
-    beta_texts = {c.text for c in after.index.chunks if c.doc == "beta.md"}
+    beta_texts = {c.indexed_text for c in after.index.chunks if c.doc == "beta.md"}
     beta_texts |= {s.text for d, s in after.index.sentences if d == "beta.md"}
     assert set(embedder.encoded) <= beta_texts
     assert not set(embedder.encoded) & alpha_texts
