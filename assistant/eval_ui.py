@@ -19,7 +19,14 @@ import gradio as gr
 import pandas as pd
 
 from .errors import AssistantError
-from .evaluation import DEFAULT_QUESTIONS, check_lengths, load_questions, run_questions, select_split
+from .evaluation import (
+    DEFAULT_QUESTIONS,
+    calibration_warning,
+    check_lengths,
+    load_questions,
+    run_questions,
+    select_split,
+)
 from .report import confidence_figure, metric_rows, question_rows, rank_figure
 
 ALL_SPLITS = "all"
@@ -60,6 +67,8 @@ def evaluate_view(assistant, file: str | Path | None = None, *, split: str = ALL
     status = (f"{html.escape(path.name)}: {len(questions)} questions, mode {mode}, k={k}, abstain below "
               f"{run.threshold:.2f}. Ranking and citation metrics count the {m['answerable']} "
               f"answerable questions.")  # fmt: skip
+    if warning := calibration_warning(assistant.settings):
+        status += f" Warning: {warning}."
     return EvaluationView(
         status,
         pd.DataFrame(metric_body, columns=metric_headers),

@@ -19,8 +19,15 @@ from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
-from .answer import DEFAULT_WEIGHTS, confidence_from, feature_matrix
-from .calibration import best_threshold, choose_l2, fit_logistic, risk_coverage_rows, sweep
+from .answer import DEFAULT_WEIGHTS, feature_matrix
+from .calibration import (
+    best_threshold,
+    choose_l2,
+    fit_logistic,
+    out_of_fold_confidences,
+    risk_coverage_rows,
+    sweep,
+)
 from .config import CALIBRATION_FILE, load_settings
 from .documents import decode_bytes
 from .errors import UsageError
@@ -222,8 +229,9 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
     """Fit the confidence weights and abstention threshold on these (dev) questions.
 
     Asks with abstention off to collect every answer's confidence features, fits
-    answerable-vs-unanswerable, sweeps the threshold for the best abstention F1,
-    then re-runs the questions under the new settings to measure them.
+    answerable-vs-unanswerable, sweeps the threshold for the best abstention F1
+    over out-of-fold confidences, then re-runs the questions under the new
+    settings to measure them (those dev metrics are in-sample, hence optimistic).
     Returns the calibration record (weights, threshold, fitted_on, dev_metrics, sweep).
     """
     open_run = run_questions(with_settings(assistant, abstain_below=0.0), questions, k=k, mode=mode,
@@ -236,7 +244,8 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
     l2, cv_scores = choose_l2(X, labels, L2_GRID)
     weights, bias = fit_logistic(X, labels, l2=l2)
     calibrated = {"bias": round(bias, 6), **{n: round(float(w), 6) for n, w in zip(names, weights)}}
-    confidences = [confidence_from(r.features, calibrated) if r.features else 0.0 for r in open_run.results]
+    held_out = iter(out_of_fold_confidences(X, labels, l2=l2))
+    confidences = [float(next(held_out)) if r.features else 0.0 for r in open_run.results]
     correct = [r.answerable and r.supported for r in open_run.results]
     points = sweep(confidences, [r.answerable for r in open_run.results], correct)
     chosen = best_threshold(points)
@@ -261,6 +270,20 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def calibration_warning(settings) -> str | None:
+    """A warning when the saved weights were fitted on other signals than the engine computes."""
+    weights = settings.calibration or {}
+    if not weights or set(weights) == set(DEFAULT_WEIGHTS):
+        return None
+    missing = sorted(set(DEFAULT_WEIGHTS) - set(weights))
+    extra = sorted(set(weights) - set(DEFAULT_WEIGHTS))
+    detail = "; ".join(part for part in (
+        f"no weight for {', '.join(missing)}" if missing else "",
+        f"weights for unknown {', '.join(extra)}" if extra else "",
+    ) if part)  # fmt: skip
+    return f"{CALIBRATION_FILE.name} is stale ({detail}); rerun `assistant eval FILE --calibrate`"
+
+
 def write_calibration(record: dict, path: Path) -> None:
     """The file config.load_settings() reads; the sweep table is printed, not stored."""
     keep = {k: record[k] for k in ("weights", "threshold", "fitted_on", "dev_metrics")}
@@ -270,7 +293,7 @@ def write_calibration(record: dict, path: Path) -> None:
 
 
 def format_calibration(record: dict) -> str:
-    lines = ["risk/coverage on dev (abstain below the threshold):",
+    lines = ["risk/coverage on dev, out-of-fold confidences (abstain below the threshold):",
              f"{'threshold':>10} {'coverage':>9} {'risk':>6} {'abst. F1':>9} {'false abst.':>12}"]  # fmt: skip
     for p in record["sweep"]:
         risk = "n/a" if p["risk"] is None else f"{p['risk']:.3f}"
@@ -312,6 +335,8 @@ def eval_command(args) -> int:
     dev = select_split(all_questions, "dev") if args.calibrate else []
     assistant = load_assistant(args, quiet=args.json)
     progress = None if args.json else print_progress
+    if not args.calibrate and (warning := calibration_warning(assistant.settings)):
+        print(f"warning: {warning}", file=sys.stderr)
     calibration = None
     if args.calibrate:
         calibration = calibrate(assistant, dev, k=args.k, mode=mode, progress=progress)

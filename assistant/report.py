@@ -26,8 +26,10 @@ def metric_columns(runs: Sequence) -> dict[str, dict]:
     columns: dict[str, dict] = {}
     for run in runs:
         prefix = f"{run.label} " if len(runs) > 1 else ""
-        columns[f"{prefix}all"] = run.metrics
-        for split, m in run.metrics.get("by_split", {}).items():
+        splits = run.metrics.get("by_split", {})
+        if len(splits) != 1:  # one split only: its column already says everything
+            columns[f"{prefix}all"] = run.metrics
+        for split, m in splits.items():
             columns[f"{prefix}{split}"] = m
     return columns
 

@@ -209,6 +209,7 @@ def test_eval_text_output_and_split(use_tiny_assistant, questions_file, capsys):
     out = capsys.readouterr().out
     assert out.startswith("questions.jsonl: 2 questions, k=10")
     assert "hit@3" in out and "quotes verbatim" in out and "dev" not in out
+    assert out.splitlines()[1].split() == ["test"]  # one split: no duplicate "all" column
     assert cli.main(["eval", questions_file, "--compare", "hybrid"]) == cli.EXIT_USAGE
     assert "already being evaluated" in capsys.readouterr().err
 
@@ -294,3 +295,14 @@ def test_real_model_small_run(real_assistant):
     # Every evidence string of the shipped set lies inside some passage of the real index.
     judge = evaluation._Judge(real_assistant)
     assert all(judge.relevant_total([e]) >= 1 for q in questions for e in q.evidence)
+
+
+def test_stale_calibration_is_reported(tiny_settings):
+    from assistant.evaluation import calibration_warning
+
+    assert calibration_warning(tiny_settings) is None  # no calibration: the defaults
+    fitted = dict.fromkeys(DEFAULT_WEIGHTS, 1.0)
+    assert calibration_warning(tiny_settings.with_(calibration=fitted)) is None
+    old = {k: v for k, v in fitted.items() if k != "sentence_cosine"} | {"retired_signal": 1.0}
+    warning = calibration_warning(tiny_settings.with_(calibration=old))
+    assert "no weight for sentence_cosine" in warning and "unknown retired_signal" in warning

@@ -282,3 +282,23 @@ def test_cross_validation_of_the_penalty():
     assert choose_l2(X[:21], [False] + [True] * 20, (0.1, 1.0, 10.0))[0] == 1.0
     best, scores = choose_l2(X, y, (0.1, 1.0, 10.0))
     assert set(scores) == {0.1, 1.0, 10.0} and best == 10.0  # all tie at 1.0: strongest penalty
+
+
+def test_out_of_fold_confidences_never_score_their_own_training_data():
+    from assistant.calibration import out_of_fold_confidences
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(30, 2))
+    y = np.array([True] * 20 + [False] * 10)  # labels unrelated to X: pure noise
+    held_out = out_of_fold_confidences(X, y, l2=0.01)
+    weights, bias = fit_logistic(X, y, l2=0.01)
+    in_sample = 1 / (1 + np.exp(-(X @ weights + bias)))
+
+    def log_loss(p):
+        return -np.mean(np.where(y, np.log(p), np.log(1 - p)))
+
+    assert held_out.shape == (30,) and np.all((held_out > 0) & (held_out < 1))
+    assert log_loss(held_out) > log_loss(in_sample)  # the in-sample fit flatters itself on noise
+    tiny = out_of_fold_confidences(X[:21], y[:21], l2=1.0)  # one negative: in-sample fallback
+    w, b = fit_logistic(X[:21], y[:21], l2=1.0)
+    assert np.allclose(tiny, 1 / (1 + np.exp(-(X[:21] @ w + b))))
