@@ -1,9 +1,10 @@
 """Evaluate the assistant on a question set: load it, ask every question, judge, print.
 
 Every question goes through the same `Assistant.ask` as the UI and the CLI. A
-question file is checked whole before any work; the first bad line stops the
-run with its line number. Metric formulas live in metrics.py, plots and report
-files in report.py, the logistic fit and threshold sweep in calibration.py.
+question file is checked whole before any work (questions.py); the first bad
+line stops the run with its line number. Metric formulas live in metrics.py,
+plots and report files in report.py, the logistic fit and threshold sweep in
+calibration.py.
 Does not change the engine: `--calibrate` only writes assistant/calibration.json,
 which `config.load_settings()` reads.
 """
@@ -15,7 +16,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -32,118 +33,17 @@ from .config import CALIBRATION_FILE, load_settings
 from .documents import decode_bytes
 from .errors import UsageError
 from .metrics import QuestionResult, contains_evidence, normalize, summarize_by_split
+from .questions import (  # noqa: F401  (re-exported: the eval API in one place)
+    DEFAULT_QUESTIONS,
+    Question,
+    check_lengths,
+    load_questions,
+    parse_questions,
+    select_split,
+)
 from .report import metric_rows, write_report
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_QUESTIONS = REPO_ROOT / "tests" / "data" / "questions.jsonl"
 L2_GRID = (0.1, 1.0, 10.0)  # ridge penalties tried by cross-validation on dev
-
-
-@dataclass(frozen=True)
-class Question:
-    id: str
-    question: str
-    answerable: bool
-    evidence: tuple[str, ...]
-    answer: str = ""
-    history: tuple[str, ...] = ()
-    split: str | None = None
-    line: int = 0
-
-
-def parse_question(record, *, where: str) -> Question:
-    """One JSON value as a Question; UsageError "WHERE: problem" when it is not one."""
-    if not isinstance(record, dict):
-        raise UsageError(f"{where}: expected a JSON object")
-    for name in ("id", "question", "answerable"):
-        if name not in record:
-            raise UsageError(f"{where}: missing field {name!r}")
-    if "evidence" not in record and record["answerable"] is not False:
-        raise UsageError(f"{where}: missing field 'evidence'")
-    qid, text, answerable = record["id"], record["question"], record["answerable"]
-    evidence = record.get("evidence", [])  # may be left out for an unanswerable question
-    if not isinstance(qid, str | int) or isinstance(qid, bool) or not str(qid).strip():
-        raise UsageError(f"{where}: field 'id' must be a non-empty string")
-    if not isinstance(text, str) or not text.strip():
-        raise UsageError(f"{where}: field 'question' must be a non-empty string")
-    if not isinstance(answerable, bool):
-        raise UsageError(f"{where}: field 'answerable' must be true or false")
-    if not isinstance(evidence, list) or not all(isinstance(e, str) and e.strip() for e in evidence):
-        raise UsageError(f"{where}: field 'evidence' must be a list of non-empty strings")
-    if answerable and not evidence:
-        raise UsageError(f"{where}: an answerable question needs at least one evidence string")
-    if not answerable and evidence:
-        raise UsageError(f"{where}: an unanswerable question must have no evidence")
-    answer = record.get("answer", "")
-    history = record.get("history", [])
-    split = record.get("split")
-    if answer is None:
-        answer = ""
-    if not isinstance(answer, str):
-        raise UsageError(f"{where}: field 'answer' must be a string")
-    if history is None:
-        history = []
-    if not isinstance(history, list) or not all(isinstance(h, str) for h in history):
-        raise UsageError(f"{where}: field 'history' must be a list of strings")
-    if split is not None and (not isinstance(split, str) or not split.strip()):
-        raise UsageError(f"{where}: field 'split' must be a non-empty string")
-    return Question(str(qid), text, answerable, tuple(evidence), answer, tuple(history), split)
-
-
-def parse_questions(text: str, *, source: str = "questions") -> list[Question]:
-    """Questions from JSON Lines text; blank lines are skipped, line numbers are physical."""
-    questions: list[Question] = []
-    seen: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{source} line {number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{where}: not valid JSON ({exc.msg})") from None
-        question = parse_question(record, where=where)
-        if question.id in seen:
-            raise UsageError(f"{where}: duplicate id {question.id!r} (first on line {seen[question.id]})")
-        seen[question.id] = number
-        questions.append(replace(question, line=number))
-    if not questions:
-        raise UsageError(f"{source}: no questions")
-    return questions
-
-
-def load_questions(path: str | Path) -> list[Question]:
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"question file not found: {path}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read question file {path}: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise UsageError(f"{path.name} line {line}: not UTF-8 text") from None
-    return parse_questions(text, source=path.name)
-
-
-def check_lengths(questions: Sequence[Question], limit: int, *, source: str = "questions") -> None:
-    """Fail before any work on a question (or history turn) that ask() would refuse."""
-    for q in questions:
-        for text in (q.question, *q.history):
-            if len(text.strip()) > limit:
-                raise UsageError(f"{source} line {q.line}: text longer than {limit} characters")
-
-
-def select_split(questions: Sequence[Question], split: str | None) -> list[Question]:
-    if split is None:
-        return list(questions)
-    chosen = [q for q in questions if q.split == split]
-    if not chosen:
-        known = sorted({q.split for q in questions if q.split}) or ["none"]
-        raise UsageError(f"no questions with split {split!r} (splits in the file: {', '.join(known)})")
-    return chosen
 
 
 def with_settings(assistant, **changes):
