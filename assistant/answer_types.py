@@ -14,8 +14,10 @@ import re
 _QUESTION_TYPES = [
     ("number", re.compile(r"\bhow (many|much|long|far|large|big|often|wide|deep|high|tall|old)\b|\b(what|which) (was |is |were |are )?(the )?(total |exact )?(number|percentage|share|size|death toll|toll|casualt(y|ies)|population|cost|width|length|distance)\b", re.I)),
     ("date", re.compile(r"\bwhen\b|\b(what|which|in what|in which) (year|month|date|day|decade)\b|\bwhat time\b", re.I)),
-    ("place", re.compile(r"\bwhere\b|\b(what|which|in what|in which) (city|town|place|location|country|village|site)\b", re.I)),
-    ("person", re.compile(r"\bwho\b(?! (is|are|was|were) (the )?(main |major |key )?(parties|countries|nations|sides|states|powers|actors))|\b(what|which)\b[\w\s'-]{0,30}?\b(leaders?|presidents?|generals?|officers?|persons?|commanders?|officials?|diplomats?|negotiators?|envoys?|ministers?)\b", re.I)),
+    ("place", re.compile(r"\bwhere\b|\b(what|which|in what|in which) (city|town|place|location|village|site|region|area)\b", re.I)),
+    ("person", re.compile(r"\b(what|which|who)\b[\w\s'-]{0,30}?\b(leaders?|presidents?|generals?|officers?|persons?|commanders?|officials?|diplomats?|negotiators?|envoys?|ministers?)\b", re.I)),
+    # "Who ...?" is answered by a person, a country or an organisation alike.
+    ("agent", re.compile(r"\b(what|which) (country|countries|nation|nations|organi[sz]ations?|state|power)\b|\bwho\b(?! (is|are|was|were) (the )?(main |major |key )?(parties|countries|nations|sides|states|powers|actors))", re.I)),
 ]  # fmt: skip
 
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
@@ -23,22 +25,28 @@ _DATE = re.compile(rf"\b(1[5-9]\d\d|20\d\d)s?\b|\b({_MONTHS})\b|\b(decade|centur
 _DIGITS = re.compile(r"\b\d[\d,.]*\b(?!(st|nd|rd|th)\b)")
 _YEAR = re.compile(r"(1[5-9]\d\d|20\d\d)s?")
 _DAY_AFTER_MONTH = re.compile(rf"({_MONTHS})\s+$")
-_NUMBER_WORDS = re.compile(
-    r"\b(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty"
-    r"|hundreds?|thousands?|millions?|dozens?)\b",
-    re.I,
+# Small number words ("the two Koreas", "two distinct zones") are rarely the
+# answer to "how many"; large ones ("thousands of troops") usually are.
+_NUMBER_WORDS = re.compile(r"\b(hundreds|thousands|millions|dozens|tens of thousands)\b", re.I)
+
+
+def _counts(sentence: str) -> list[str]:
+    """Counts and measures: numbers that are neither years nor the day of a date."""
+    found = [
+        m.group()
+        for m in _DIGITS.finditer(sentence)
+        if not _YEAR.fullmatch(m.group()) and not _DAY_AFTER_MONTH.search(sentence[: m.start()])
+    ]
+    return found + [m.group() for m in _NUMBER_WORDS.finditer(sentence)]
+
+
+# Title-case words that name nothing (sentence openers, months).
+_FUNCTION_WORDS = frozenset(
+    """The This These Those Its It In On At As By For From Following During After Before While
+    However Conversely Additionally Notably Ultimately Overall Despite Although Recent Early Both
+    Each Such Some Many Most Other Another Their They There Thus Then When Where Which Who What
+    January February March April May June July August September October November December""".split()
 )
-
-
-def _has_count(sentence: str) -> bool:
-    """A count or a measure: a number that is neither a year nor the day of a date."""
-    for m in _DIGITS.finditer(sentence):
-        if _YEAR.fullmatch(m.group()) or _DAY_AFTER_MONTH.search(sentence[: m.start()]):
-            continue
-        return True
-    return bool(_NUMBER_WORDS.search(sentence))
-
-
 # Title-case words that are not people's names in this domain's prose.
 _NOT_NAMES = frozenset(
     """North South East West Korea Korean Koreas United States Nations Soviet Union China Chinese
@@ -53,31 +61,51 @@ _NOT_NAMES = frozenset(
     January February March April May June July August September October November December""".split()
 )
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+(?:-[a-z]+)?\b")
-_PLACE = re.compile(r"\b(in|at|near|from|to)\s+(the\s+)?([A-Z][a-z]+)")
+_PLACE = re.compile(r"\b(in|at|near|from|to|along|across|on|inside|within|into|outside|around)\s+(the\s+)?([A-Z][a-z]+)")
+_WH = re.compile(r"\b(how|what|which|who|whom|whose|when|where|why)\b", re.I)
 
 
 def expected_type(question: str) -> str | None:
-    """'number' | 'date' | 'place' | 'person', or None when the question has no type."""
+    """'number' | 'date' | 'place' | 'person' | 'agent', or None when it has no type."""
+    first = _WH.search(question)
+    if first is None:  # keyword queries: "armistice signing date"
+        first_at = 0
+    else:
+        first_at = first.start()
+    # Only the question's own (first) interrogative decides: "How does the text
+    # sum up where ..." is a how-question, not a where-question.
     for name, pattern in _QUESTION_TYPES:
-        if pattern.search(question):
-            return name
+        for m in pattern.finditer(question):
+            if first is None or m.start() <= first_at <= m.end():
+                return name
     return None
 
 
-def matches_type(sentence: str, answer_type: str | None) -> bool:
-    """Whether the sentence holds something of the expected type (True when none)."""
+def matches_type(sentence: str, answer_type: str | None, question: str = "") -> bool:
+    """Whether the sentence holds something of the expected type (True when none).
+
+    What the question itself names does not count: "before the 1953 signing" is
+    not answered by a sentence whose only date is 1953.
+    """
     if answer_type is None:
         return True
+    asked = {w.lower() for w in re.findall(r"[\w'’-]+", question)}
+
+    def new(values) -> bool:
+        return any(v.lower() not in asked for v in values)
+
     if answer_type == "date":
-        return bool(_DATE.search(sentence))
+        return new(m.group() for m in _DATE.finditer(sentence))
     if answer_type == "number":
-        return _has_count(sentence)
+        return new(_counts(sentence))
     if answer_type == "place":
-        return any(m.group(3) not in _MONTHS.split("|") for m in _PLACE.finditer(sentence))
+        return new(m.group(3) for m in _PLACE.finditer(sentence) if m.group(3) not in _MONTHS.split("|"))
+    words = [w for w in _CAPITALISED.findall(sentence[1:]) if w not in _FUNCTION_WORDS]
+    if answer_type == "agent":
+        return new(words) or new(re.findall(r"\b[A-Z]{2,}\b", sentence))
     if answer_type == "person":
         # A name: a capitalised word that is neither sentence-initial nor a known non-name.
-        words = _CAPITALISED.findall(sentence[1:])
-        return any(w.split("-")[0] not in _NOT_NAMES for w in words)
+        return new(w for w in words if w.split("-")[0] not in _NOT_NAMES)
     return True
 
 

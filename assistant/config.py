@@ -51,6 +51,8 @@ class Settings:
     # Abstention: answers whose confidence is below this are withheld.
     # See answer.confidence() for how the confidence is built.
     abstain_below: float = 0.5
+    # A best statement of the wrong answer type scales the confidence by this.
+    type_mismatch_factor: float = 0.5
     calibration: dict = field(default_factory=dict, compare=False, hash=False)
 
     def with_(self, **changes) -> "Settings":

@@ -25,7 +25,8 @@ def test_expected_type(question, expected):
         ("It was signed on July 27, 1953.", "number", False),  # a date is not a count
         ("About 300,000 troops crossed.", "number", True),
         ("The front settled at the 38th parallel.", "number", False),
-        ("Two summits followed.", "number", True),
+        ("Two summits followed.", "number", False),  # small number words are too common
+        ("Thousands of troops crossed.", "number", True),
         ("The Korean Armistice Agreement was signed on July 27, 1953.", "person", False),
         ("North Korea, led by Kim Il-sung, held firm.", "person", True),
     ],
@@ -52,3 +53,18 @@ def test_question_entities_skip_the_first_word_and_stopwords():
 def test_entity_coverage(question, text, expected):
     corrections = {"panmunjon": "panmunjom"}
     assert entity_coverage(question, text, corrections) == expected
+
+
+@pytest.mark.parametrize(
+    "sentence, answer_type, question, expected",
+    [
+        ("It was signed on July 27, 1953.", "date", "How many met before the 1953 signing?", True),
+        ("The talks ended in 1953.", "date", "What happened before the 1953 signing?", False),
+        ("The Korean Armistice Agreement was signed.", "agent",
+         "Who signed the Korean Armistice Agreement?", False),
+        ("The United States led the coalition.", "agent", "Who led the coalition?", True),
+    ],
+)  # fmt: skip
+def test_what_the_question_names_does_not_count_as_the_answer(sentence, answer_type, question,
+                                                               expected):  # fmt: skip
+    assert matches_type(sentence, answer_type, question) is expected
