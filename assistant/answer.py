@@ -141,15 +141,16 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
         statement = [index.sentences[r][1] for r in candidate[4]]
         for row, hit, score in [candidate[:3]] + _corroborations(index, candidate, hits, settings):
             doc, sentence = index.sentences[row]
-            end = statement[-1].end if row == candidate[0] else sentence.end
+            main = row == candidate[0]
+            end = statement[-1].end if main else sentence.end
+            chunk = _passage_for(index, candidate[4], hit.row) if main else hit.chunk
             text = documents[doc]
             quote = text[sentence.start : end]
             n = len(citations) + 1
             citations.append(
                 Citation(n, citation_id(doc, sentence.start, end, quote), doc,
-                         hit.chunk.title, hit.chunk.section, sentence.start, end, quote,
-                         hit.chunk.text, round(score, 4), hit.chunk.id, hit.chunk.start,
-                         hit.chunk.end)  # fmt: skip
+                         chunk.title, chunk.section, sentence.start, end, quote,
+                         chunk.text, round(score, 4), chunk.id, chunk.start, chunk.end)  # fmt: skip
             )
             markers.append(f"[{n}]")
         said = statement[0].text + " " + "; ".join(s.text.rstrip(".;") for s in statement[1:])
@@ -184,6 +185,16 @@ def _score_sentences(index: Index, query: Query, hits: list[Hit], idf, documents
             out.append((rows[0], hit, score, cosine, rows))
     out.sort(key=lambda c: (-c[2], c[0]))
     return out
+
+
+def _passage_for(index: Index, rows: list[int], hit_row: int):
+    """The passage to show with a statement: the hit's chunk if it holds the whole
+    statement (a list may run on past it), else the chunk holding most of it."""
+    wanted = set(rows)
+    candidates = {hit_row, *(c for r in rows for c in index.sentence_chunks[r])}
+    best = max(sorted(candidates), key=lambda c: (len(wanted & set(index.chunk_sentence_rows[c])),
+                                                  c == hit_row))  # fmt: skip
+    return index.chunks[best]
 
 
 def _select(index: Index, candidates: list[tuple], settings) -> list[tuple]:
