@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from .answer import DEFAULT_WEIGHTS, feature_matrix
+from .answer import DEFAULT_WEIGHTS, feature_matrix, type_gate
 from .calibration import (
     best_threshold,
     choose_l2,
@@ -145,7 +145,9 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
     weights, bias = fit_logistic(X, labels, l2=l2)
     calibrated = {"bias": round(bias, 6), **{n: round(float(w), 6) for n, w in zip(names, weights)}}
     held_out = iter(out_of_fold_confidences(X, labels, l2=l2))
-    confidences = [float(next(held_out)) if r.features else 0.0 for r in open_run.results]
+    factor = assistant.settings.type_mismatch_factor  # the engine's gate, applied alike here
+    confidences = [type_gate(float(next(held_out)), r.features, factor) if r.features else 0.0
+                   for r in open_run.results]  # fmt: skip
     correct = [r.answerable and r.supported for r in open_run.results]
     points = sweep(confidences, [r.answerable for r in open_run.results], correct)
     chosen = best_threshold(points)
