@@ -121,7 +121,8 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
     `documents` maps a document path to its original text (for verbatim quotes).
     """
     idf = idf_weights(index, query.terms)
-    candidates = _score_sentences(index, query, hits[: settings.answer_passages], idf, documents)
+    candidates = _score_sentences(index, query, hits[: settings.answer_passages], idf, documents,
+                                  settings)  # fmt: skip
     if not candidates:
         return Answer(query.question, NOT_IN_DOCUMENTS, True, 0.0, [], hits, {}, query)
     chosen = _select(index, candidates, settings)
@@ -154,12 +155,24 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
     return Answer(query.question, " ".join(parts), False, confidence, citations, hits, features, query)
 
 
-def _score_sentences(index: Index, query: Query, hits: list[Hit], idf, documents) -> list[tuple]:
+def novelty(text: str, query: Query, section: str) -> float:
+    """Share of a statement's content terms that neither the question nor its section
+    heading contains: a topic sentence restating the heading tells the asker nothing."""
+    own = set(terms(text))
+    if not own:
+        return 0.0
+    known = set(query.terms) | set(terms(section))
+    return len(own - known) / len(own)
+
+
+def _score_sentences(index: Index, query: Query, hits: list[Hit], idf, documents,
+                     settings) -> list[tuple]:  # fmt: skip
     """(first row, hit, score, cosine, rows) for each statement of the hits, best first.
 
     A statement is a sentence, or a whole list (its "...include:" sentence and items).
     """
     answer_type = expected_type(query.question)
+    novelty_weight = settings.novelty_weight
     seen, out = set(), []
     top = max((h.score for h in hits), default=1.0) or 1.0
     for hit in hits:
@@ -176,6 +189,8 @@ def _score_sentences(index: Index, query: Query, hits: list[Hit], idf, documents
             # The passage's own retrieval score (relative to the best) carries the
             # context a lone sentence lacks; weights chosen on the dev split.
             score = cosine + 0.3 * lexical + hit.score / top + 0.05 / hit.rank
+            # An answer says something the question and the heading do not already say.
+            score += novelty_weight * novelty(text, query, hit.chunk.section)
             if answer_type and matches_type(text, answer_type, query.question):
                 score += 0.2
             out.append((rows[0], hit, score, cosine, rows))

@@ -45,6 +45,7 @@ class Settings:
     # Answer composition.
     answer_passages: int = 4
     max_answer_sentences: int = 2
+    novelty_weight: float = 0.4  # chosen on the dev split (citation hit@1 0.776 -> 0.810)
     sentence_margin: float = 0.08
     corroboration_cosine: float = 0.80
 

@@ -68,3 +68,17 @@ def test_entity_coverage(question, text, expected):
 def test_what_the_question_names_does_not_count_as_the_answer(sentence, answer_type, question,
                                                                expected):  # fmt: skip
     assert matches_type(sentence, answer_type, question) is expected
+
+
+def test_novelty_counts_what_neither_question_nor_heading_says():
+    from types import SimpleNamespace
+
+    from assistant.answer import novelty
+    from assistant.terms import terms
+
+    query = SimpleNamespace(terms=tuple(terms("Which powers took part in the Korean War talks?")))
+    heading = "The Role of International Powers"
+    restating = "International powers influenced the talks during the Korean War."
+    informative = "The key players included the United States, the Soviet Union and China."
+    assert novelty(restating, query, heading) < 0.3 < novelty(informative, query, heading)
+    assert novelty("", query, heading) == 0.0
