@@ -56,7 +56,9 @@ def model_fingerprint(model_dir: Path) -> str:
             digest.update(path.read_bytes())
     for path in sorted(model_dir.glob("*.safetensors")) + sorted(model_dir.glob("*.bin")):
         digest.update(f"{path.name}:{path.stat().st_size}".encode())
-    return f"{model_dir.name}@{digest.hexdigest()[:12]}"
+    # The bundled folder is just "model": name it by its package instead.
+    name = model_dir.parent.name if model_dir.name == "model" else model_dir.name
+    return f"{name}@{digest.hexdigest()[:12]}"
 
 
 class SentenceTransformerEmbedder:
