@@ -36,6 +36,7 @@ class _State:
     index: Index
     documents: dict[str, Document]
     surface_words: tuple[str, ...]
+    texts: dict[str, str]  # document path -> original text, for verbatim quotes
 
 
 class Assistant:
@@ -87,23 +88,7 @@ class Assistant:
     def ask(self, question: str, history: Sequence[str] = (), *, k: int | None = None,
             mode: str | None = None) -> Answer:  # fmt: skip
         """Answer from the documents, with citations, or abstain."""
-        question = check_question(question, self.settings.max_question_chars)
-        k = self.settings.top_k if k is None else k
-        mode = mode or self.settings.mode
-        if not isinstance(k, int) or not 1 <= k <= 100:
-            raise UsageError("k must be a whole number from 1 to 100")
-        if mode not in MODES:
-            raise UsageError(f"mode must be one of: {', '.join(MODES)}")
-        history = [check_question(h, self.settings.max_question_chars) for h in history
-                   if isinstance(h, str) and h.strip()]  # fmt: skip
-        state = self._state  # one consistent snapshot for the whole request
-        query = make_query(
-            question, history, encode=_query_encoder(self.embedder),
-            known_stems=state.index.vocabulary, surface_words=state.surface_words,
-        )  # fmt: skip
-        hits = retrieve(state.index, query, mode=mode, k=k, settings=self.settings)
-        texts = {path: doc.text for path, doc in state.documents.items()}
-        return compose_answer(state.index, query, hits, texts, self.settings)
+        return self.ask_batch([question], [history], k=k, mode=mode)[0]
 
     def ask_batch(self, questions: Sequence[str], histories: Sequence[Sequence[str]] | None = None,
                   *, k: int | None = None, mode: str | None = None) -> list[Answer]:  # fmt: skip
@@ -119,7 +104,7 @@ class Assistant:
             raise UsageError("give one history per question")
         k = self.settings.top_k if k is None else k
         mode = mode or self.settings.mode
-        if not isinstance(k, int) or not 1 <= k <= 100:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100:
             raise UsageError("k must be a whole number from 1 to 100")
         if mode not in MODES:
             raise UsageError(f"mode must be one of: {', '.join(MODES)}")
@@ -127,7 +112,7 @@ class Assistant:
         questions = [check_question(q, limit) for q in questions]
         histories = [[check_question(h, limit) for h in turns if isinstance(h, str) and h.strip()]
                      for turns in histories]  # fmt: skip
-        state = self._state
+        state = self._state  # one consistent snapshot for the whole request
         texts_to_embed: list[str] = []
 
         def defer(texts: Sequence[str]) -> np.ndarray:  # vectors come below, in one call
@@ -140,12 +125,11 @@ class Assistant:
         if len(texts_to_embed) != len(queries):  # make_query embeds exactly one text
             raise RuntimeError("make_query did not embed one text per question")
         vectors = _query_encoder(self.embedder)(texts_to_embed) if queries else []
-        documents = {path: doc.text for path, doc in state.documents.items()}
         answers = []
         for query, vector in zip(queries, vectors):
             query = replace(query, vector=vector)
             hits = retrieve(state.index, query, mode=mode, k=k, settings=self.settings)
-            answers.append(compose_answer(state.index, query, hits, documents, self.settings))
+            answers.append(compose_answer(state.index, query, hits, state.texts, self.settings))
         return answers
 
     def cite(self, citation: str) -> Citation:
@@ -238,7 +222,8 @@ def _stale_reason(index: Index | None, documents, embedder: Embedder, settings) 
 
 def _make_state(index: Index, documents: Sequence[Document]) -> _State:
     surface = sorted({w for c in index.chunks for w in words(c.text) if w.isalpha() and len(w) >= 4})
-    return _State(index, {d.path: d for d in documents}, tuple(surface))
+    return _State(index, {d.path: d for d in documents}, tuple(surface),
+                  {d.path: d.text for d in documents})  # fmt: skip
 
 
 def _containing_chunk(chunks, start: int, end: int):
