@@ -22,7 +22,13 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest
 
-bench: setup
+# The benchmark suite (benchmarks/run.py: table, results.json, scaling.png); the
+# optional "bench" extra adds txtai, measured side by side.
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	touch $@
+
+bench: setup $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/run.py
 
 clean:
