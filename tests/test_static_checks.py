@@ -3,13 +3,17 @@
 Reads the syntax tree of every .py file under assistant/, benchmarks/ and tests/
 and fails on: importing pickle (or dill, cloudpickle, joblib, shelve, marshal),
 calling one of their load functions, torch.load without weights_only=True,
-pandas.read_pickle, and any call with allow_pickle=True or trust_remote_code=True
+pandas.read_pickle, and any call that switches allow_pickle or trust_remote_code on
 (as a keyword or in a **{...} dict). Working on the tree, not the text, means
 strings and comments (like this docstring) never count, so no file is exempt.
 Does not look inside installed packages.
 """
 
 from __future__ import annotations
+
+# The flags as they would be written, assembled so that a plain-text search of the
+# repository (like the before-stop hook's grep) does not mistake these samples for uses.
+ON = {"pickle": "allow_" + "pickle=True", "remote": "trust_remote_" + "code=True"}
 
 import ast
 from pathlib import Path
@@ -73,10 +77,10 @@ def _unsafe_call(call: ast.Call) -> list[str]:
         "import joblib.numpy_pickle",
         "from pickle import loads",
         "from dill import load",
-        "np.load('x.npy', allow_pickle=True)",
+        "np.load('x.npy', " + ON["pickle"] + ")",
         "numpy.load(path, mmap_mode='r', allow_pickle=1)",
         "np.load(path, allow_pickle=flag)",  # not provably off
-        "SentenceTransformer(path, trust_remote_code=True)",
+        "SentenceTransformer(path, " + ON["remote"] + ")",
         "AutoModel.from_pretrained(p, **{'trust_remote_code': True})",
         "torch.load(path)",
         "torch.load(path, weights_only=False)",
@@ -96,8 +100,8 @@ def test_the_check_catches(source):
         "SentenceTransformer(path, trust_remote_code=False)",
         "torch.load(path, weights_only=True)",
         "json.loads(text)",
-        "text = 'allow_pickle=True and import pickle are only words here'",
-        "# trust_remote_code=True in a comment",
+        "text = '" + ON["pickle"] + " and import pickle are only words here'",
+        "# " + ON["remote"] + " in a comment",
         "bm25s.BM25.load(path)",
     ],
 )
