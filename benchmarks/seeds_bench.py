@@ -113,7 +113,8 @@ def cold_ask(bench, index_dir: Path) -> None:
     for line in traced.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
             _, cumulative, name = line.split("|", 2)
-            if not name.startswith(" ") and cumulative.strip().isdigit():  # top-level imports
+            depth = len(name) - len(name.lstrip())  # one space: imported by us, not a module
+            if depth == 1 and cumulative.strip().isdigit():
                 imports[name.strip()] = int(cumulative) / 1000
     heavy = {m: imports.get(m) for m in ("torch", "sentence_transformers", "transformers", "gradio")}
     top = dict(sorted(imports.items(), key=lambda kv: -kv[1])[:8])
