@@ -123,56 +123,65 @@ def cold_ask(bench, index_dir: Path) -> None:
 
 
 def library_ask(bench, assistant, qs: list[str]) -> dict:
-    """Ask latency in the library, and where the time goes."""
-    from assistant import ann
-    from assistant.retrieval import bm25_search
-    from assistant.terms import terms
+    """Ask latency in the library, and where the time goes.
 
-    embedder = assistant.embedder
+    Per question, `ask` and then each of its stages are timed back to back, so the
+    parts are measured under the same load as the whole and add up to it.
+    """
+    import numpy as np
+
+    from assistant import ann
+    from assistant.answer import compose_answer
+    from assistant.query import make_query
+    from assistant.retrieval import bm25_search, retrieve
+
+    embedder, settings = assistant.embedder, assistant.settings
+    state = assistant._state  # noqa: SLF001 - measuring, not changing
+    texts = {path: doc.text for path, doc in state.documents.items()}
+    no_vector = lambda batch: np.zeros((len(batch), embedder.dimension), dtype=np.float32)  # noqa: E731
+
+    def query_of(q, encode):
+        return make_query(q, [], encode=encode, known_stems=state.index.vocabulary,
+                          surface_words=state.surface_words)  # fmt: skip
+
     for q in qs[:5]:
         assistant.ask(q)  # warm-up: ONNX session, caches
     passes = bench.repeat(3, 1)
-    ask_ms = [t for _ in range(passes) for q in qs for t in time_calls(lambda q=q: assistant.ask(q), 1)]
-    bench.add(figure("seeds", "ask latency in the library", ask_ms, "ms",
-                     f"{len(qs)} questions of the question set x {passes}"))  # fmt: skip
-    onnx_ms = [t for q in qs for t in time_calls(lambda q=q: embedder.encode_queries([q]), 1)]
+    parts: dict[str, list[float]] = {name: [] for name in ("ask", "analysis", "encode", "retrieve",
+                                                           "compose", "dense", "bm25")}  # fmt: skip
+    for _ in range(passes):
+        for q in qs:
+            parts["ask"] += time_calls(lambda: assistant.ask(q), 1)
+            parts["analysis"] += time_calls(lambda: query_of(q, no_vector), 1)
+            parts["encode"] += time_calls(lambda: embedder.encode_queries([q]), 1)
+            query = query_of(q, embedder.encode_queries)
+            hits = []
+            parts["retrieve"] += time_calls(lambda: hits.append(retrieve(
+                state.index, query, mode=settings.mode, k=settings.top_k, settings=settings)), 1)  # fmt: skip
+            parts["compose"] += time_calls(
+                lambda: compose_answer(state.index, query, hits[0], texts, settings), 1)
+            parts["dense"] += time_calls(lambda: ann.search(state.index.dense, query.vector[None], 50), 1)
+            parts["bm25"] += time_calls(lambda: bm25_search(state.index, query.terms, 50), 1)
+    note = f"{len(qs)} questions of the question set x {passes}"
+    bench.add(figure("seeds", "ask latency in the library", parts["ask"], "ms", note))
+    labels = {"analysis": "query analysis: follow-ups, spelling (difflib)",
+              "encode": "encode the question: onnxruntime",
+              "retrieve": "retrieve: dense + sentences + BM25 + fusion + dedupe",
+              "compose": "compose: sentences, citations, confidence",
+              "dense": "  of which dense search (FAISS, 50 candidates)",
+              "bm25": "  of which BM25 search (bm25s, 50 candidates)"}  # fmt: skip
+    for key, label in labels.items():
+        bench.add(figure("seeds", f"  {label}", parts[key], "ms"))
+    # The same questions through torch, interleaved with onnxruntime (same load for both).
     warm_torch(embedder)
-    torch_ms = [t for q in qs for t in time_calls(lambda q=q: embedder.encode([q]), 1)]
-    vectors = embedder.encode_queries(qs)
-    dense_ms = [t for v in vectors for t in time_calls(lambda v=v: ann.search(assistant.index.dense, v[None], 50), 1)]
-    bm25_ms = [t for q in qs for t in time_calls(
-        lambda q=q: bm25_search(assistant.index, terms(q), 50), 1)]  # fmt: skip
-    # make_query without its encode: follow-up resolution and spelling correction.
-    import numpy as np
-
-    from assistant.query import make_query
-
-    surface = assistant._state.surface_words  # noqa: SLF001 - measuring, not changing
-    no_vector = lambda texts: np.zeros((len(texts), embedder.dimension), dtype=np.float32)  # noqa: E731
-    analysis_ms = [t for q in qs for t in time_calls(lambda q=q: make_query(
-        q, [], encode=no_vector, known_stems=assistant.index.vocabulary, surface_words=surface), 1)]  # fmt: skip
-    bench.add(figure("seeds", "  query analysis without encode (spelling: difflib)", analysis_ms, "ms"))
-    from assistant.answer import compose_answer
-    from assistant.retrieval import retrieve
-
-    state, settings = assistant._state, assistant.settings  # noqa: SLF001
-    texts = {path: doc.text for path, doc in state.documents.items()}
-    queries = [make_query(q, [], encode=embedder.encode_queries, known_stems=state.index.vocabulary,
-                          surface_words=surface) for q in qs]  # fmt: skip
-    hits = [retrieve(state.index, query, mode=settings.mode, k=settings.top_k, settings=settings)
-            for query in queries]  # fmt: skip
-    retrieve_ms = [t for query in queries for t in time_calls(lambda query=query: retrieve(
-        state.index, query, mode=settings.mode, k=settings.top_k, settings=settings), 1)]  # fmt: skip
-    compose_ms = [t for query, h in zip(queries, hits) for t in time_calls(
-        lambda query=query, h=h: compose_answer(state.index, query, h, texts, settings), 1)]  # fmt: skip
-    bench.add(figure("seeds", "  retrieve (dense + sentences + BM25 + fusion + dedupe)", retrieve_ms, "ms"))
-    bench.add(figure("seeds", "  compose answer (sentences, citations, confidence)", compose_ms, "ms"))
-    bench.add(figure("seeds", "  encode one question: onnxruntime", onnx_ms, "ms"))
-    bench.add(figure("seeds", "  encode one question: sentence-transformers (torch)", torch_ms, "ms"))
-    bench.add(figure("seeds", "  dense search (FAISS, 50 candidates)", dense_ms, "ms"))
-    bench.add(figure("seeds", "  BM25 search (bm25s, 50 candidates)", bm25_ms, "ms"))
+    onnx_ms, torch_ms = [], []
+    for q in qs:
+        onnx_ms += time_calls(lambda: embedder.encode_queries([q]), 1)
+        torch_ms += time_calls(lambda: embedder.encode([q]), 1)
+    bench.add(figure("seeds", "  encode the question: onnxruntime (interleaved with torch)", onnx_ms, "ms"))
+    bench.add(figure("seeds", "  encode the question: sentence-transformers (torch)", torch_ms, "ms"))
     bench.ratio("question encode: onnxruntime vs torch", onnx_ms, torch_ms)
-    return {"ask_ms": ask_ms, "onnx_ms": onnx_ms}
+    return {"ask_ms": parts["ask"], "onnx_ms": onnx_ms}
 
 
 def batching(bench, assistant, qs: list[str]) -> None:
