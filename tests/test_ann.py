@@ -74,3 +74,14 @@ def test_quantized_build_is_deterministic():
 def test_bad_params_raise(params):
     with pytest.raises(ValueError):
         ann.build(unit_vectors(100), params)
+
+
+def test_single_query_search_leaves_the_thread_count_as_it_was():
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    x = unit_vectors(2_000)
+    index = ann.build(x, ann.choose_params(len(x), exact_limit=1_000))
+    ann.search(index, x[:1], 5)
+    ann.search(index, x[:3], 5)
+    assert faiss.omp_get_max_threads() == before
