@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from functools import lru_cache
 import re
 from dataclasses import dataclass, field
 
@@ -155,14 +156,19 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
     return Answer(query.question, " ".join(parts), False, confidence, citations, hits, features, query)
 
 
-def novelty(text: str, query: Query, section: str) -> float:
-    """Share of a statement's content terms that neither the question nor its section
-    heading contains: a topic sentence restating the heading tells the asker nothing."""
-    own = set(terms(text))
+def novelty(own: set[str] | str, query: Query, section: str) -> float:
+    """Share of a statement's content terms (or text) that neither the question nor its
+    section heading contains: a topic sentence restating the heading tells the asker nothing."""
+    own = set(terms(own)) if isinstance(own, str) else own
     if not own:
         return 0.0
-    known = set(query.terms) | set(terms(section))
+    known = set(query.terms) | _section_terms(section)
     return len(own - known) / len(own)
+
+
+@lru_cache(maxsize=4096)
+def _section_terms(section: str) -> frozenset[str]:
+    return frozenset(terms(section))
 
 
 def _score_sentences(index: Index, query: Query, hits: list[Hit], idf, documents,
@@ -185,12 +191,13 @@ def _score_sentences(index: Index, query: Query, hits: list[Hit], idf, documents
             # A list is judged by its best item and by the whole, not by its opener alone.
             cosine = 0.5 * max(cosines) + 0.5 * sum(cosines) / len(cosines)
             text = " ".join(index.sentences[r][1].text for r in rows)
-            lexical = coverage(query.terms, query.focus_terms, set(terms(text)), idf)
+            own = set().union(*(index.sentence_terms(r) for r in rows))
+            lexical = coverage(query.terms, query.focus_terms, own, idf)
             # The passage's own retrieval score (relative to the best) carries the
             # context a lone sentence lacks; weights chosen on the dev split.
             score = cosine + 0.3 * lexical + hit.score / top + 0.05 / hit.rank
             # An answer says something the question and the heading do not already say.
-            score += novelty_weight * novelty(text, query, hit.chunk.section)
+            score += novelty_weight * novelty(own, query, hit.chunk.section)
             if answer_type and matches_type(text, answer_type, query.question):
                 score += 0.2
             out.append((rows[0], hit, score, cosine, rows))
@@ -272,7 +279,7 @@ def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf) 
     """The signals the confidence combines, each roughly in [0, 1]."""
     row, hit, _, cosine, rows = best
     statement = " ".join(index.sentences[r][1].text for r in rows)
-    passage_terms = set(terms(hit.chunk.text))
+    passage_terms = index.chunk_terms(hit.row)
     unknown = [t for t in set(query.terms) if t not in index.vocabulary]
     total_idf = sum(idf[t] for t in set(query.terms)) or 1.0
     dense_rank = hit.dense_rank or 99

@@ -58,6 +58,8 @@ class Index:
     _vocabulary: dict | None = field(default=None, repr=False)
     _sentence_chunks: list | None = field(default=None, repr=False)
     _content_vectors: np.ndarray | None = field(default=None, repr=False)
+    _chunk_terms: dict = field(default_factory=dict, repr=False)
+    _sentence_terms: dict = field(default_factory=dict, repr=False)
 
     @property
     def vocabulary(self) -> dict[str, int]:
@@ -88,6 +90,19 @@ class Index:
             norms = np.linalg.norm(means, axis=1, keepdims=True)
             self._content_vectors = (means / np.where(norms == 0, 1, norms)).astype(np.float32)
         return self._content_vectors
+
+    def chunk_terms(self, row: int) -> frozenset[str]:
+        """The chunk's analysed terms, computed once per index (not once per question)."""
+        found = self._chunk_terms.get(row)
+        if found is None:
+            found = self._chunk_terms[row] = frozenset(terms(self.chunks[row].text))
+        return found
+
+    def sentence_terms(self, row: int) -> frozenset[str]:
+        found = self._sentence_terms.get(row)
+        if found is None:
+            found = self._sentence_terms[row] = frozenset(terms(self.sentences[row][1].text))
+        return found
 
     def document_frequency(self, term_id: int) -> int:
         indptr = self.bm25.scores["indptr"]

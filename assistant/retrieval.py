@@ -16,7 +16,6 @@ from . import ann
 from .chunking import Chunk
 from .index import Index
 from .query import Query
-from .terms import terms
 
 MODES = ("hybrid", "dense", "bm25")
 
@@ -125,7 +124,7 @@ def retrieve(index: Index, query: Query, *, mode: str, k: int, settings) -> list
         # A corroborating passage shares the rank of the passage it repeats.
         for each in (hit, *hit.also_in):
             each.rank = rank
-            each.matched_terms = tuple(sorted(query_terms & set(terms(each.chunk.text))))
+            each.matched_terms = tuple(sorted(query_terms & index.chunk_terms(each.row)))
     return hits
 
 

@@ -61,7 +61,9 @@ def correct_terms(
     for word in query_words:
         if len(word) < 5 or not word.isalpha() or word in STOPWORDS or stem(word) in known_stems:
             continue
-        match = difflib.get_close_matches(word, surface_words, n=1, cutoff=0.8)
+        # difflib's ratio is at most 2*min(len)/(sum of lens): skip words that cannot reach 0.8.
+        near = [w for w in surface_words if 2 * min(len(w), len(word)) >= 0.8 * (len(w) + len(word))]
+        match = difflib.get_close_matches(word, near, n=1, cutoff=0.8)
         if match:
             fixes[word] = match[0]
     return fixes
