@@ -99,3 +99,13 @@ def real_assistant(tmp_path_factory):
     base = tmp_path_factory.mktemp("real")
     shutil.copytree(SEEDS, base / "seeds")
     return Assistant.load(base / "seeds", base / "index")
+
+
+@pytest.fixture(scope="module")
+def real_server_url(real_assistant):
+    """The web app over `real_assistant`, served on 127.0.0.1 for one test module."""
+    from assistant.app import create_server_app
+    from assistant.server import serve_in_thread
+
+    with serve_in_thread(create_server_app(real_assistant)) as url:
+        yield url

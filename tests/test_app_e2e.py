@@ -9,21 +9,13 @@ import urllib.request
 import pytest
 from gradio_client import Client
 
-from assistant.app import create_server_app
-from assistant.server import serve_in_thread
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server_url(real_assistant):
-    with serve_in_thread(create_server_app(real_assistant)) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def client(server_url):
-    client = Client(server_url, verbose=False)
+def client(real_server_url):
+    client = Client(real_server_url, verbose=False)
     yield client
     client.close()
 
@@ -64,11 +56,11 @@ def test_an_over_long_question_is_rejected_by_the_server(client):
         client.predict("armistice " * 200, api_name="/ask")
 
 
-def test_health_readiness_and_no_files_served(server_url, real_assistant):
-    assert http_get(server_url + "healthz")[0] == 200
-    status, body = http_get(server_url + "readyz")
+def test_health_readiness_and_no_files_served(real_server_url, real_assistant):
+    assert http_get(real_server_url + "healthz")[0] == 200
+    status, body = http_get(real_server_url + "readyz")
     assert status == 200 and b'"chunks":%d' % len(real_assistant.index.chunks) in body
     seed = next(real_assistant.settings.seeds_dir.iterdir()).resolve()
     for path in (seed, real_assistant.index.path / "manifest.json"):
-        url = server_url + "gradio_api/file=" + urllib.parse.quote(str(path))
+        url = real_server_url + "gradio_api/file=" + urllib.parse.quote(str(path))
         assert http_get(url)[0] in (403, 404)

@@ -59,12 +59,6 @@ def page(browser):
 
 
 @pytest.fixture(scope="module")
-def real_url(real_assistant):
-    with serve_in_thread(create_server_app(real_assistant)) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
     base = tmp_path_factory.mktemp("hostile")
     (base / "seeds").mkdir()
@@ -86,11 +80,11 @@ def highlighted(locator) -> str:
     return " ".join(locator.locator(".highlighted").all_inner_texts()[0].split())
 
 
-def test_ask_read_the_cited_answer_and_open_its_citation(page, real_url, real_assistant, tmp_path):
+def test_ask_read_the_cited_answer_and_open_its_citation(page, real_server_url, real_assistant, tmp_path):
     question = "When was the armistice signed?"
     expected = real_assistant.ask(question)
     first = expected.citations[0]
-    page.goto(real_url)
+    page.goto(real_server_url)
     ask(page, question)
     expect(page.locator("#chat")).to_contain_text("[1]")
     expect(page.locator("#sources")).to_contain_text(f"[1] {first.title}")
