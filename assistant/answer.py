@@ -61,6 +61,12 @@ class Citation:
         keys = ("n", "id", "doc", "title", "section", "start", "end", "quote", "passage", "score")
         return {k: getattr(self, k) for k in keys}
 
+    def lookup_dict(self) -> dict:
+        """The JSON of `assistant cite --json` and the /cite API: with staleness and the
+        passage's span."""
+        return {**self.to_dict(), "stale": self.stale, "passage_start": self.passage_start,
+                "passage_end": self.passage_end}  # fmt: skip
+
 
 @dataclass
 class Answer:

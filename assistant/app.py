@@ -103,8 +103,7 @@ def api_ask(slot: AssistantSlot, question: str, history: list[str] | None = None
 def api_cite(slot: AssistantSlot, citation_id: str) -> dict:
     """Look a citation ID up: the JSON of `assistant cite --json`."""
     citation = slot.get().cite(citation_id if isinstance(citation_id, str) else "")
-    return {**citation.to_dict(), "stale": citation.stale,
-            "passage_start": citation.passage_start, "passage_end": citation.passage_end}  # fmt: skip
+    return citation.lookup_dict()
 
 
 # --- the page's handlers ------------------------------------------------------------

@@ -129,9 +129,7 @@ def cmd_cite(args) -> int:
     assistant = load_assistant(args, quiet=args.json)
     citation = assistant.cite(args.citation_id)
     if args.json:
-        data = {**citation.to_dict(), "stale": citation.stale,
-                "passage_start": citation.passage_start, "passage_end": citation.passage_end}  # fmt: skip
-        print(json.dumps(data, ensure_ascii=False))
+        print(json.dumps(citation.lookup_dict(), ensure_ascii=False))
         return 0
     if citation.stale:
         print(f"stale: {args.citation_id} no longer matches its document; nearest current passage:")

@@ -56,10 +56,6 @@ class Document:
     paragraphs: tuple[Paragraph, ...]
 
     @property
-    def stem(self) -> str:
-        return self.path.rsplit(".", 1)[0]
-
-    @property
     def sections(self) -> list[str]:
         return list(dict.fromkeys(p.section for p in self.paragraphs))
 

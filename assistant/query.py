@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .aliases import expand_aliases
-from .terms import STOPWORDS, correct_terms, stem, words
+from .terms import STOPWORDS, correct_terms, terms, words
 
 _FOLLOWUP_START = re.compile(
     r"^\s*(and|but|also|so|or|then|what about|how about|what of|and what about)\b", re.IGNORECASE
@@ -64,14 +64,6 @@ def make_query(
     text = expand_aliases(f"{context} {question}" if context else question)
     fixes = correct_terms(words(text), known_stems=known_stems, surface_words=surface_words)
 
-    def analysed(t: str) -> list[str]:
-        out = []
-        for w in words(t):
-            w = fixes.get(w, w)
-            if w not in STOPWORDS and (len(w) > 1 or w.isdigit()):
-                out.append(stem(w))
-        return out
-
     embedded = text
     for wrong, right in fixes.items():
         embedded = re.sub(rf"\b{re.escape(wrong)}\b", right, embedded, flags=re.IGNORECASE)
@@ -80,8 +72,8 @@ def make_query(
         question=question,
         text=embedded,
         vector=vector,
-        terms=tuple(analysed(text)),
-        focus_terms=tuple(analysed(expand_aliases(question))),
+        terms=tuple(terms(text, replace=fixes)),
+        focus_terms=tuple(terms(expand_aliases(question), replace=fixes)),
         corrections=tuple(sorted(fixes.items())),
         followup_of=context,
     )

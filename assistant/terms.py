@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Container, Sequence
+from collections.abc import Container, Mapping, Sequence
 from functools import lru_cache
 
 import Stemmer
@@ -44,9 +44,12 @@ def stem(word: str) -> str:
     return _STEMMER.stemWord(word)
 
 
-def terms(text: str) -> list[str]:
-    """Stemmed content terms, in order, duplicates kept (what BM25 indexes)."""
-    return [stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+def terms(text: str, *, replace: Mapping[str, str] | None = None) -> list[str]:
+    """Stemmed content terms, in order, duplicates kept (what BM25 indexes).
+
+    `replace` maps words to others first (a query's spelling fixes)."""
+    found = (replace.get(w, w) for w in words(text)) if replace else words(text)
+    return [stem(w) for w in found if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
 
 
 def correct_terms(
