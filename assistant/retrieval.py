@@ -42,9 +42,12 @@ def bm25_search(index: Index, query_terms, n: int) -> list[tuple[int, float]]:
     known = [t for t in query_terms if t in index.vocabulary]
     if not known or not index.chunks:
         return []
-    n = min(n, len(index.chunks))
-    ids, scores = index.bm25.retrieve([known], k=n, show_progress=False, n_threads=1)
-    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
+    # get_scores, not retrieve: retrieve starts a thread pool on every call.
+    scores = index.bm25.get_scores(known)
+    n = min(n, len(scores))
+    top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
+    top = sorted(top.tolist(), key=lambda row: (-scores[row], row))
+    return [(row, float(scores[row])) for row in top if scores[row] > 0]
 
 
 def fuse_rankings(

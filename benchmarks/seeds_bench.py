@@ -164,7 +164,7 @@ def library_ask(bench, assistant, qs: list[str]) -> dict:
             parts["bm25"] += time_calls(lambda: bm25_search(state.index, query.terms, 50), 1)
     note = f"{len(qs)} questions of the question set x {passes}"
     bench.add(figure("seeds", "ask latency in the library", parts["ask"], "ms", note))
-    labels = {"analysis": "query analysis: follow-ups, spelling (difflib)",
+    labels = {"analysis": "query analysis: follow-ups, spelling (rapidfuzz)",
               "encode": "encode the question: onnxruntime",
               "retrieve": "retrieve: dense + sentences + BM25 + fusion + dedupe",
               "compose": "compose: sentences, citations, confidence",

@@ -126,3 +126,23 @@ def test_asking_from_a_built_index_imports_neither_torch_nor_gradio(real_assista
                          text=True, timeout=300)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_concurrent_questions_get_the_same_vectors_as_one_alone(embedder):
+    """A question alone runs on the multi-threaded session; questions arriving while
+    another is encoded run on a single-threaded one: the vectors must not differ."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from assistant.onnx_encoder import OnnxQueryEncoder
+
+    texts = [t for t in TEXTS.values() if t] * 8
+    encoder = OnnxQueryEncoder(embedder.model_dir, onnx_path(embedder.query_cache_dir, embedder.name),
+                               threads=2)  # fmt: skip
+    alone = np.concatenate([encoder.encode([t]) for t in texts])
+    assert encoder._narrow is None  # never needed one at a time
+    with ThreadPoolExecutor(4) as pool:
+        together = np.concatenate(list(pool.map(lambda t: encoder.encode([t]), texts)))
+    assert encoder._narrow is not None and encoder._narrow is not encoder._wide
+    assert np.allclose(alone, together, atol=1e-5)
+    assert encoder._in_flight == 0
