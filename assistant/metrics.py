@@ -10,6 +10,7 @@ relevant passage in the corpus). Does not run the assistant, read files or draw.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -18,13 +19,22 @@ import numpy as np
 RANK_CUTOFF = 10  # MRR@10 and nDCG@10
 
 
+# Typographic variants folded for matching only: an evidence string typed with a
+# straight apostrophe still matches the documents' "North Korea’s".
+_TYPOGRAPHY = str.maketrans({"’": "'", "‘": "'", "‛": "'", "′": "'", "“": '"', "”": '"',
+                             "„": '"', "″": '"', "–": "-", "—": "-", "―": "-", "‐": "-", "‑": "-"})  # fmt: skip
+
+
 def normalize(text: str) -> str:
-    """Lower-cased, every run of whitespace made one space, ends stripped."""
+    """Lower-cased, NFKC, curly quotes and dashes made plain, every run of whitespace
+    made one space, ends stripped."""
+    text = unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHY)
     return " ".join(text.lower().split())
 
 
 def contains_evidence(text: str, evidence: Sequence[str]) -> bool:
-    """True when the text holds any evidence string (case-insensitive, whitespace-normalized)."""
+    """True when the text holds any evidence string (case-insensitive, whitespace- and
+    typography-normalized: see `normalize`)."""
     haystack = normalize(text)
     return any(normalize(e) and normalize(e) in haystack for e in evidence)
 

@@ -45,7 +45,9 @@ def result(qid="q", *, answerable=True, relevant=(), total=None, citations=(), a
         ("The armistice was SIGNED\n at  Panmunjom.", ["armistice was signed at Panmunjom"], True),
         ("The armistice was signed at Panmunjom.", ["  Armistice   was signed "], True),
         ("The armistice was signed.", ["armistice was signed at Panmunjom"], False),
-        ("North Korea’s leader", ["North Korea's leader"], False),  # only case and spaces fold
+        # Typography folds too: evidence typed with a straight apostrophe still matches.
+        ("North Korea’s leader", ["North Korea's leader"], True),
+        ("North Korea’s leader", ["North Koreas leader"], False),
         ("anything", [], False),
         ("", ["x"], False),
         ("one of two", ["zzz", "two"], True),
@@ -57,6 +59,11 @@ def test_contains_evidence(text, evidence, expected):
 
 def test_normalize():
     assert normalize("  A\tb\n\nC  ") == "a b c"
+    assert normalize("North Korea’s “core issues”—denuclearization") == (
+        "north korea's \"core issues\"-denuclearization"
+    )
+    assert contains_evidence("North Korea’s continued nuclear development", ["north korea's continued"])
+    assert not contains_evidence("North Korea’s continued", ["north koreas continued"])
     assert normalize("") == ""
 
 
