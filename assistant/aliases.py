@@ -56,6 +56,11 @@ _NAME_RE = re.compile(r"\b(" + "|".join(map(re.escape, NAMES)) + r")\b", re.IGNO
 _ACRONYM_RE = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, ACRONYMS)) + r")(?![\w])")
 
 
+def aliased(text: str) -> list[str]:
+    """The words of the text that have a name in the documents ("Pyongyang", "UN")."""
+    return [m.group(1) for m in _NAME_RE.finditer(text)] + [m.group(1) for m in _ACRONYM_RE.finditer(text)]
+
+
 def expand_aliases(text: str) -> str:
     """The text followed by the documents' names for what it mentions, if any."""
     found = [NAMES[m.group(1).lower()] for m in _NAME_RE.finditer(text)]

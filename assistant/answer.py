@@ -204,8 +204,8 @@ def _score_sentences(index: Index, query: Query, hits: list[Hit], idf, documents
             score = cosine + 0.3 * lexical + hit.score / top + 0.05 / hit.rank
             # An answer says something the question and the heading do not already say.
             score += novelty_weight * novelty(own, query, hit.chunk.section)
-            if answer_type and matches_type(text, answer_type, query.question):
-                score += 0.2
+            if answer_type and matches_type(text, answer_type, query.text):
+                score += settings.type_weight
             out.append((rows[0], hit, score, cosine, rows))
     out.sort(key=lambda c: (-c[2], c[0]))
     return out
@@ -286,7 +286,8 @@ def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf) 
     row, hit, _, cosine, rows = best
     statement = " ".join(index.sentences[r][1].text for r in rows)
     passage_terms = index.chunk_terms(hit.row)
-    unknown = [t for t in set(query.terms) if t not in index.vocabulary]
+    # A word the documents call otherwise ("Pyongyang") is not unknown to them.
+    unknown = [t for t in set(query.terms) if t not in index.vocabulary and t not in query.aliased_terms]
     total_idf = sum(idf[t] for t in set(query.terms)) or 1.0
     dense_rank = hit.dense_rank or 99
     bm25_rank = hit.bm25_rank or 99
@@ -297,7 +298,7 @@ def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf) 
         "term_coverage": round(coverage(query.terms, query.focus_terms, passage_terms, idf), 4),
         "rank_agreement": agreement,
         "unknown_terms": round(sum(idf[t] for t in unknown) / total_idf, 4),
-        "answer_type": float(matches_type(statement, expected_type(query.question), query.question)),
+        "answer_type": float(matches_type(statement, expected_type(query.question), query.text)),
         "entity_coverage": round(entity_coverage(
             query.question, " ".join(h.chunk.text for h in hits[:3]), dict(query.corrections)), 4),
     }

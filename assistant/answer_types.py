@@ -62,6 +62,8 @@ _NOT_NAMES = frozenset(
 )
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+(?:-[a-z]+)?\b")
 _PLACE = re.compile(r"\b(in|at|near|from|to|along|across|on|inside|within|into|outside|around)\s+(the\s+)?([A-Z][a-z]+)")
+# "the village of Kaesong", "the port city of Inchon": a place named by what it is.
+_PLACE_OF = re.compile(r"\b(village|town|city|port|capital|island|province|county|region|district)\s+of\s+([A-Z][a-z]+)")
 _WH = re.compile(r"\b(how|what|which|who|whom|whose|when|where|why)\b", re.I)
 
 
@@ -99,7 +101,8 @@ def matches_type(sentence: str, answer_type: str | None, question: str = "") -> 
     if answer_type == "number":
         return new(_counts(sentence))
     if answer_type == "place":
-        return new(m.group(3) for m in _PLACE.finditer(sentence) if m.group(3) not in _MONTHS.split("|"))
+        places = [m.group(3) for m in _PLACE.finditer(sentence)] + [m.group(2) for m in _PLACE_OF.finditer(sentence)]
+        return new(p for p in places if p not in _MONTHS.split("|"))
     words = [w for w in _CAPITALISED.findall(sentence[1:]) if w not in _FUNCTION_WORDS]
     if answer_type == "agent":
         return new(words) or new(re.findall(r"\b[A-Z]{2,}\b", sentence))
@@ -114,12 +117,13 @@ _ENTITY = re.compile(r"\b[A-Z][\w'’-]*[\w]|\b\d{2,4}s?\b")
 
 def question_entities(question: str) -> list[str]:
     """Names, acronyms and numbers in a question: capitalised words past the first
-    word, and numbers ("Vietnam", "Six-Party", "2019")."""
+    word, and numbers ("Vietnam", "Six-Party", "2019"), possessives dropped."""
     from .terms import STOPWORDS
 
     found = []
     for m in _ENTITY.finditer(question):
         word = m.group()
+        word = re.sub(r"['’]s$", "", word)  # "Washington's" names Washington
         if m.start() == len(question) - len(question.lstrip()) or word.lower() in STOPWORDS:
             continue
         found.append(word)

@@ -14,11 +14,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .aliases import expand_aliases
+from .aliases import aliased, expand_aliases
 from .terms import STOPWORDS, correct_terms, terms, words
 
 _FOLLOWUP_START = re.compile(
     r"^\s*(and|but|also|so|or|then|what about|how about|what of|and what about)\b", re.IGNORECASE
+)
+# Talk about the documents rather than their subject ("according to the text", "how
+# does the article describe ..."): it says nothing the passages say, so it is not embedded.
+_SOURCE = r"(?:the |this |that )?(?:[\w-]+ )?(?:text|article|document|passage|source|author|overview|writer)s?"
+_META = re.compile(
+    rf"\b(?:according to {_SOURCE}|(?:as )?(?:stated|described|mentioned|explained) (?:in|by) {_SOURCE}"
+    rf"|(?:in|from) {_SOURCE}(?=\s*[,?.]|\s*$)"
+    rf"|(?:how|what) (?:does|do|did) {_SOURCE} (?:say|describe|sum up|summari[sz]e|characteri[sz]e|portray|explain|present|put|call)(?: about)?)\b[,:]?\s*",
+    re.IGNORECASE,
 )
 _REFERRING = frozenset("he she they it its his her their them that this those these there".split())
 
@@ -32,6 +41,7 @@ class Query:
     focus_terms: tuple[str, ...]  # the question's own terms (a subset of terms)
     corrections: tuple[tuple[str, str], ...] = ()
     followup_of: str | None = None
+    aliased_terms: tuple[str, ...] = ()  # terms standing for a name the documents use instead
 
 
 def is_followup(question: str) -> bool:
@@ -51,6 +61,13 @@ def resolve_followup(question: str, history: Sequence[str]) -> str | None:
     return earlier[-1].strip()
 
 
+def strip_meta(question: str) -> str:
+    """The question without its talk about the documents; unchanged if nothing else is left."""
+    stripped = " ".join(_META.sub(" ", question).split())
+    stripped = re.sub(r"[\s,;:]+(?=[?.!]|$)", "", stripped).lstrip(",;: ")  # no dangling commas
+    return stripped if words(stripped) else question
+
+
 def make_query(
     question: str,
     history: Sequence[str],
@@ -62,6 +79,7 @@ def make_query(
     """Build the Query: context for follow-ups, spelling fixed, text embedded once."""
     context = resolve_followup(question, history)
     text = expand_aliases(f"{context} {question}" if context else question)
+    text = strip_meta(text)
     fixes = correct_terms(words(text), known_stems=known_stems, surface_words=surface_words)
 
     embedded = text
@@ -73,7 +91,8 @@ def make_query(
         text=embedded,
         vector=vector,
         terms=tuple(terms(text, replace=fixes)),
-        focus_terms=tuple(terms(expand_aliases(question), replace=fixes)),
+        focus_terms=tuple(terms(strip_meta(expand_aliases(question)), replace=fixes)),
         corrections=tuple(sorted(fixes.items())),
         followup_of=context,
+        aliased_terms=tuple(terms(" ".join(aliased(text)))),
     )

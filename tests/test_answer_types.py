@@ -29,6 +29,8 @@ def test_expected_type(question, expected):
         ("Thousands of troops crossed.", "number", True),
         ("The Korean Armistice Agreement was signed on July 27, 1953.", "person", False),
         ("North Korea, led by Kim Il-sung, held firm.", "person", True),
+        ("The talks were held at the village of Kaesong.", "place", True),  # "<kind> of <Name>"
+        ("The talks were held at the village.", "place", False),
     ],
 )
 def test_matches_type(sentence, answer_type, expected):
@@ -39,6 +41,13 @@ def test_question_entities_skip_the_first_word_and_stopwords():
     assert question_entities("When did the Six-Party Talks collapse in 2009?") == [
         "Six-Party", "Talks", "2009"
     ]  # fmt: skip
+
+
+def test_question_entities_drop_possessives_so_aliases_and_names_match():
+    assert question_entities("What was Washington's goal and Kim Il-sung’s aim?") == [
+        "Washington", "Kim", "Il-sung"
+    ]  # fmt: skip
+    assert entity_coverage("What was Washington's goal?", "The United States aimed to win.") == 1.0
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from assistant.aliases import expand_aliases
-from assistant.query import is_followup, make_query, resolve_followup
+from assistant.query import is_followup, make_query, resolve_followup, strip_meta
 from assistant.terms import STOPWORDS, correct_terms, stem, terms, words
 
 from conftest import FakeEmbedder
@@ -142,6 +142,37 @@ def test_a_standalone_question_ignores_history():
     query = make_query(question, ["Who led North Korea during the war?"], encode=embedder.encode,
                        known_stems=set(), surface_words=[])  # fmt: skip
     assert query.followup_of is None and query.text == question
+
+
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("According to the text, when was the armistice signed?", "when was the armistice signed?"),
+        ("How does the peace-talks article describe the DMZ?", "the DMZ?"),
+        ("What does the document say about prisoners of war?", "prisoners of war?"),
+        ("What were the main terms, as described in the article?", "What were the main terms?"),
+        ("What does the article say?", "What does the article say?"),  # nothing else left
+        ("What does the text of the armistice say?", "What does the text of the armistice say?"),
+        ("In the analysis section, how is the ceasefire described?",  # a section is a subject
+         "In the analysis section, how is the ceasefire described?"),
+    ],
+)  # fmt: skip
+def test_strip_meta_drops_talk_about_the_documents(question, expected):
+    assert strip_meta(question) == expected
+
+
+def test_the_query_embeds_the_question_without_talk_about_the_documents():
+    embedder = FakeEmbedder()
+    query = make_query("According to the article, who led the South?", [], encode=embedder.encode,
+                       known_stems={"led", "south"}, surface_words=[])  # fmt: skip
+    assert embedder.encoded == ["who led the South?"]
+    assert query.terms == query.focus_terms == ("led", "south")
+
+
+def test_the_query_knows_which_words_stand_for_a_documents_name():
+    query = make_query("What did Beijing and the UN want?", [], encode=FakeEmbedder().encode,
+                       known_stems=set(), surface_words=[])  # fmt: skip
+    assert query.aliased_terms == ("beij", "un")
 
 
 def test_the_query_fixes_spelling_and_adds_aliases_for_both_searches():
