@@ -4,7 +4,7 @@
 standardized features, weights mapped back to raw feature units, bias not
 penalized); `choose_l2` picks its penalty by stratified cross-validation of
 the abstention F1; `best_threshold` is SQuAD 2.0's best-threshold sweep, here
-maximizing abstention F1, run on out-of-fold confidences (a model never scores
+maximizing abstention F1 within a false-abstention budget, run on out-of-fold confidences (a model never scores
 the questions it was fitted on, so the threshold is not set in a gap that the
 fit itself opened); `sweep` tabulates what each threshold costs.
 Does not run the assistant or read and write files (evaluation.py does).
@@ -91,9 +91,22 @@ def sweep(confidences: Sequence[float], answerable: Sequence[bool], correct: Seq
     return out
 
 
-def best_threshold(points: Sequence[ThresholdPoint]) -> ThresholdPoint:
-    """Highest abstention F1; among equals, fewest false abstentions, then the lowest threshold."""
-    return max(points, key=lambda p: (round(p.abstention_f1, 12), -p.false_abstention_rate, -p.threshold))
+# The evaluation issue asks for abstention F1 "with false abstentions <= 5 %": the
+# sweep maximizes F1 only among thresholds that keep to that budget.
+MAX_FALSE_ABSTENTION = 0.05
+
+
+def best_threshold(points: Sequence[ThresholdPoint], *, max_false_abstention: float | None = None
+                   ) -> ThresholdPoint:  # fmt: skip
+    """Highest abstention F1; among equals, fewest false abstentions, then the lowest threshold.
+
+    With `max_false_abstention`, only thresholds whose false-abstention rate stays
+    within it compete (all of them if none does).
+    """
+    allowed = [p for p in points if max_false_abstention is None
+               or p.false_abstention_rate <= max_false_abstention + 1e-12]  # fmt: skip
+    return max(allowed or points,
+               key=lambda p: (round(p.abstention_f1, 12), -p.false_abstention_rate, -p.threshold))
 
 
 def risk_coverage_rows(points: Sequence[ThresholdPoint], chosen: ThresholdPoint, *, rows: int = 12
@@ -116,7 +129,8 @@ def _stratified_folds(y: np.ndarray, folds: int, rng: np.random.Generator) -> li
 
 
 def cross_validated_f1(X: np.ndarray, y: Sequence[bool], *, l2: float, folds: int = 5,
-                       repeats: int = 10, seed: int = 0) -> float | None:  # fmt: skip
+                       repeats: int = 10, seed: int = 0,
+                       max_false_abstention: float | None = None) -> float | None:  # fmt: skip
     """Mean abstention F1 on held-out folds: fit and pick the threshold on the rest.
 
     None when a class has fewer than two members (no fold split can train on both).
@@ -134,7 +148,8 @@ def cross_validated_f1(X: np.ndarray, y: Sequence[bool], *, l2: float, folds: in
             train = np.setdiff1d(np.arange(len(y)), held)
             weights, bias = fit_logistic(X[train], y[train], l2=l2)
             fitted = 1 / (1 + np.exp(-np.clip(X[train] @ weights + bias, -30, 30)))
-            point = best_threshold(sweep(list(fitted), list(y[train]), list(y[train])))
+            point = best_threshold(sweep(list(fitted), list(y[train]), list(y[train])),
+                                   max_false_abstention=max_false_abstention)  # fmt: skip
             held_out = 1 / (1 + np.exp(-np.clip(X[held] @ weights + bias, -30, 30)))
             abstained[held] = held_out < point.threshold
         scores.append(abstention_scores(list(abstained), list(y))["abstention_f1"] or 0.0)
@@ -142,12 +157,14 @@ def cross_validated_f1(X: np.ndarray, y: Sequence[bool], *, l2: float, folds: in
 
 
 def choose_l2(X: np.ndarray, y: Sequence[bool], grid: Sequence[float] = (0.1, 1.0, 10.0), *,
-              seed: int = 0) -> tuple[float, dict[float, float | None]]:  # fmt: skip
+              seed: int = 0, max_false_abstention: float | None = None,
+              ) -> tuple[float, dict[float, float | None]]:  # fmt: skip
     """The penalty with the best cross-validated abstention F1 (ties: the stronger penalty).
 
     Too few questions to cross-validate: the middle of the grid.
     """
-    scores = {l2: cross_validated_f1(X, y, l2=l2, seed=seed) for l2 in grid}
+    scores = {l2: cross_validated_f1(X, y, l2=l2, seed=seed, max_false_abstention=max_false_abstention)
+              for l2 in grid}  # fmt: skip
     if any(v is None for v in scores.values()):
         return sorted(grid)[len(grid) // 2], scores
     best = max(grid, key=lambda l2: (round(scores[l2], 9), l2))

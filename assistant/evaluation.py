@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .answer import DEFAULT_WEIGHTS, feature_matrix, type_gate
 from .calibration import (
+    MAX_FALSE_ABSTENTION,
     best_threshold,
     choose_l2,
     fit_logistic,
@@ -130,7 +131,8 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
 
     Asks with abstention off to collect every answer's confidence features, fits
     answerable-vs-unanswerable, sweeps the threshold for the best abstention F1
-    over out-of-fold confidences, then re-runs the questions under the new
+    with at most MAX_FALSE_ABSTENTION false abstentions over out-of-fold
+    confidences, then re-runs the questions under the new
     settings to measure them (those dev metrics are in-sample, hence optimistic).
     Returns the calibration record (weights, threshold, fitted_on, dev_metrics, sweep).
     """
@@ -141,7 +143,7 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
         raise UsageError("--calibrate needs answerable and unanswerable dev questions")
     X, names = feature_matrix([r.features for r in fitted])
     labels = [r.answerable for r in fitted]
-    l2, cv_scores = choose_l2(X, labels, L2_GRID)
+    l2, cv_scores = choose_l2(X, labels, L2_GRID, max_false_abstention=MAX_FALSE_ABSTENTION)
     weights, bias = fit_logistic(X, labels, l2=l2)
     calibrated = {"bias": round(bias, 6), **{n: round(float(w), 6) for n, w in zip(names, weights)}}
     held_out = iter(out_of_fold_confidences(X, labels, l2=l2))
@@ -150,7 +152,7 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
                    for r in open_run.results]  # fmt: skip
     correct = [r.answerable and r.supported for r in open_run.results]
     points = sweep(confidences, [r.answerable for r in open_run.results], correct)
-    chosen = best_threshold(points)
+    chosen = best_threshold(points, max_false_abstention=MAX_FALSE_ABSTENTION)
     threshold = round(chosen.threshold, 6)
     checked = run_questions(with_settings(assistant, calibration=calibrated, abstain_below=threshold),
                             questions, k=k, mode=mode, progress=progress)  # fmt: skip
@@ -159,7 +161,8 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
         "weights": calibrated,
         "threshold": threshold,
         "fitted_on": f"{len(questions)} dev questions ({len(fitted)} with features), "
-                     f"mode {open_run.mode}, k {k}, L2 {l2} (cross-validated F1 "
+                     f"mode {open_run.mode}, k {k}, false abstentions <= {MAX_FALSE_ABSTENTION:.0%}, "
+                     f"L2 {l2} (cross-validated F1 "
                      f"{', '.join(f'{p}: {_fmt(f)}' for p, f in cv_scores.items())}), "
                      f"{date.today().isoformat()}",
         "dev_metrics": dev_metrics,

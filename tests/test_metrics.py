@@ -276,6 +276,15 @@ def test_best_threshold_prefers_fewer_false_abstentions_on_ties():
     assert best_threshold(points).threshold == pytest.approx(0.15)
 
 
+def test_best_threshold_keeps_to_a_false_abstention_budget():
+    # Unbudgeted, 0.65 wins (F1 0.8) at 1/3 false abstentions; within 0 false
+    # abstentions the best is 0.2 (F1 2/3); a budget nothing meets ignores the budget.
+    points = sweep([0.1, 0.3, 0.6, 0.7, 0.9], [F, T, F, T, T], [F, T, F, F, T])
+    assert best_threshold(points, max_false_abstention=0.0).threshold == pytest.approx(0.2)
+    assert best_threshold(points, max_false_abstention=0.5).threshold == pytest.approx(0.65)
+    assert best_threshold(points[3:4], max_false_abstention=0.0).threshold == pytest.approx(0.65)
+
+
 def test_cross_validation_of_the_penalty():
     from assistant.calibration import choose_l2, cross_validated_f1
 
