@@ -3,6 +3,8 @@
 `build_app` lays out the page (chat with cited answers, sources, citation lookup,
 settings, export) and the named API endpoints `/ask` and `/cite`; the handlers
 are plain functions taking an `AssistantSlot`, testable without a server.
+Concurrent `/ask` requests are answered in batches, one encode call each
+(api_batch.py); the page's own questions are answered one by one.
 `create_server_app` adds `/healthz` and `/readyz`; `serve` is `assistant serve`.
 Does not retrieve or compose answers, and never renders document text as HTML
 (see ui_format.py).
@@ -24,7 +26,9 @@ from pathlib import Path
 
 import gradio as gr
 
+from . import api_batch
 from .answer import Answer
+from .api_batch import MAX_HISTORY, RequestFailed, answer_requests, check_history
 from .config import load_settings
 from .errors import AssistantError, UsageError
 from .pipeline import Assistant
@@ -39,11 +43,13 @@ from .ui_format import (
 log = logging.getLogger(__name__)
 
 MAX_SOURCES = 6  # source slots beside the chat; more citations are in the export
-MAX_HISTORY = 8  # earlier user turns passed on (the engine only leans on the last)
 # Waiting requests beyond this are told the server is busy. Room for 50 clients at once
 # (an answer takes ~10-50 ms, so a full queue drains in about a second).
 QUEUE_MAX = 64
-CONCURRENCY = 2  # questions answered at once (a 2-core machine)
+CONCURRENCY = 2  # questions (or /ask batches) answered at once (a 2-core machine)
+# /ask requests waiting together are answered as one batch of up to this many
+# (1: one at a time). A batch shares one encode call and Gradio's per-call work.
+MAX_BATCH = 16
 # Request bodies past this are refused (413) before Gradio parses and keeps them: a
 # question is at most 1,000 characters; the page also sends its chat (~1 KB a turn).
 MAX_REQUEST_BYTES = 256 * 1024
@@ -63,6 +69,14 @@ CSS = """
 """
 
 
+def error_message(exc: BaseException) -> str:
+    """What the user is told: an engine error's message on one line, else GENERIC_ERROR."""
+    if isinstance(exc, AssistantError):
+        # Toasts render HTML: escape, since the message may echo the user's input.
+        return html.escape(" ".join(str(exc).split())[:300], quote=False)
+    return GENERIC_ERROR
+
+
 def user_errors(fn):
     """Engine errors become a one-line gr.Error; anything else a generic one (logged)."""
 
@@ -73,12 +87,10 @@ def user_errors(fn):
         except gr.Error:
             raise
         except AssistantError as exc:
-            # Toasts render HTML: escape, since the message may echo the user's input.
-            message = html.escape(" ".join(str(exc).split())[:300], quote=False)
-            raise gr.Error(message, print_exception=False) from None
-        except Exception:
+            raise gr.Error(error_message(exc), print_exception=False) from None
+        except Exception as exc:
             log.exception("handler %s failed", fn.__name__)
-            raise gr.Error(GENERIC_ERROR, print_exception=False) from None
+            raise gr.Error(error_message(exc), print_exception=False) from None
 
     return wrapper
 
@@ -86,18 +98,23 @@ def user_errors(fn):
 # --- the API: the same JSON as the CLI's --json --------------------------------------
 
 
-def check_history(history) -> list[str]:
-    if history is None:
-        return []
-    if not isinstance(history, (list, tuple)) or not all(isinstance(h, str) for h in history):
-        raise UsageError("history must be a list of earlier questions (strings)")
-    return list(history)[-MAX_HISTORY:]
-
-
 def api_ask(slot: AssistantSlot, question: str, history: list[str] | None = None,
             k: int | None = None, mode: str | None = None) -> dict:  # fmt: skip
     """Answer a question: the JSON of `assistant ask --json` (Answer.to_dict())."""
     return slot.get().ask(question, check_history(history), k=k, mode=mode).to_dict()
+
+
+def api_ask_batch(slot: AssistantSlot, question: Sequence, history: Sequence, k: Sequence,
+                  mode: Sequence) -> list[dict | RequestFailed]:  # fmt: skip
+    """`api_ask` for a batch of requests (one list per input), one encode call for all:
+    per request its answer, or a `RequestFailed` with the error it alone raised."""
+    try:
+        results = answer_requests(slot.get(), list(zip(question, history, k, mode, strict=True)))
+    except Exception as exc:  # not ready (every request is told), or a bug here (logged)
+        if not isinstance(exc, AssistantError):
+            log.exception("answering a batch of /ask requests failed")
+        return [RequestFailed(error_message(exc))] * len(question)
+    return [r if isinstance(r, dict) else RequestFailed(error_message(r)) for r in results]
 
 
 def api_cite(slot: AssistantSlot, citation_id: str) -> dict:
@@ -167,9 +184,17 @@ def write_export(markdown: str, directory: Path) -> Path:
 # --- the page -------------------------------------------------------------------------
 
 
-def build_app(source: Assistant | AssistantSlot | Callable[[], Assistant]) -> gr.Blocks:
-    """The whole page and its API. `source` may still be loading (an AssistantSlot)."""
+def build_app(source: Assistant | AssistantSlot | Callable[[], Assistant], *,
+              max_batch: int = MAX_BATCH) -> gr.Blocks:  # fmt: skip
+    """The whole page and its API. `source` may still be loading (an AssistantSlot).
+
+    `max_batch` 1 answers `/ask` requests one at a time (as before batching: for
+    comparison, and the fallback should this Gradio lack what batching needs).
+    """
     slot = as_slot(source)
+    batched = max_batch > 1 and api_batch.supported()
+    if max_batch > 1 and not batched:
+        log.warning("this Gradio cannot batch /ask per request; answering one at a time")
     export_dir = Path(tempfile.mkdtemp(prefix="assistant-export-"))
     with gr.Blocks(title="Korea talks assistant", analytics_enabled=False,
                    delete_cache=(3600, 3600)) as demo:  # fmt: skip
@@ -309,16 +334,28 @@ def build_app(source: Assistant | AssistantSlot | Callable[[], Assistant]) -> gr
             """Look a citation ID up; the JSON of `assistant cite --json` (with "stale")."""
             return api_cite(slot, citation_id)
 
-        gr.api(ask, api_name="ask")
+        # Batched, Gradio passes one list per input and takes a tuple of one list back;
+        # `ask`'s signature, types and docstring (wraps) still describe one request.
+        @functools.wraps(ask)
+        def ask_many(question, history, k, mode):
+            return (api_ask_batch(slot, question, history, k, mode),)
+
+        if batched:
+            gr.api(ask_many, api_name="ask", batch=True, max_batch_size=max_batch)
+        else:
+            gr.api(ask, api_name="ask")
         gr.api(cite, api_name="cite")
     demo.queue(max_size=QUEUE_MAX, default_concurrency_limit=CONCURRENCY)
+    if batched:
+        api_batch.answer_each_request_apart(demo, "ask")
     return demo
 
 
 # --- the server -----------------------------------------------------------------------
 
 
-def create_server_app(source: Assistant | AssistantSlot, *, blocked: Sequence[str] = ()):
+def create_server_app(source: Assistant | AssistantSlot, *, blocked: Sequence[str] = (),
+                      max_batch: int = MAX_BATCH):  # fmt: skip
     """FastAPI with /healthz, /readyz and the Gradio page mounted at /."""
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
@@ -338,9 +375,9 @@ def create_server_app(source: Assistant | AssistantSlot, *, blocked: Sequence[st
 
     blocked = list(blocked) or protected_paths(slot.settings)
     return gr.mount_gradio_app(
-        app, build_app(slot), path="/", show_error=False, allowed_paths=[], blocked_paths=blocked,
-        footer_links=["api", "settings"], run_history=False, ssr_mode=False, mcp_server=False,
-        css=CSS,
+        app, build_app(slot, max_batch=max_batch), path="/", show_error=False, allowed_paths=[],
+        blocked_paths=blocked, footer_links=["api", "settings"], run_history=False, ssr_mode=False,
+        mcp_server=False, css=CSS,
     )  # fmt: skip
 
 
@@ -350,7 +387,8 @@ def serve(args) -> int:
 
     settings = load_settings().with_(seeds_dir=Path(args.seeds), index_dir=Path(args.index))
     slot = AssistantSlot(settings=settings)
-    app = create_server_app(slot, blocked=protected_paths(settings))
+    app = create_server_app(slot, blocked=protected_paths(settings),
+                            max_batch=args.max_batch or MAX_BATCH)  # fmt: skip
     server, sock = make_server(app, args.host, args.port)
 
     def load() -> Assistant:

@@ -55,7 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", parents=[common], help="serve the web UI")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--max-batch", type=positive_int, default=None, metavar="N",
+                       help="/ask requests answered together, one encode call (default 16; "
+                            "1: one at a time)")  # fmt: skip
     return parser
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 up, got {text!r}")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -102,16 +102,10 @@ class Assistant:
         histories = [()] * len(questions) if histories is None else list(histories)
         if len(histories) != len(questions):
             raise UsageError("give one history per question")
-        k = self.settings.top_k if k is None else k
-        mode = mode or self.settings.mode
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100:
-            raise UsageError("k must be a whole number from 1 to 100")
-        if mode not in MODES:
-            raise UsageError(f"mode must be one of: {', '.join(MODES)}")
+        k, mode = self.check_options(k, mode)
         limit = self.settings.max_question_chars
         questions = [check_question(q, limit) for q in questions]
-        histories = [[check_question(h, limit) for h in turns if isinstance(h, str) and h.strip()]
-                     for turns in histories]  # fmt: skip
+        histories = [check_turns(turns, limit) for turns in histories]
         state = self._state  # one consistent snapshot for the whole request
         texts_to_embed: list[str] = []
 
@@ -131,6 +125,16 @@ class Assistant:
             hits = retrieve(state.index, query, mode=mode, k=k, settings=self.settings)
             answers.append(compose_answer(state.index, query, hits, state.texts, self.settings))
         return answers
+
+    def check_options(self, k: int | None = None, mode: str | None = None) -> tuple[int, str]:
+        """(k, mode) with the settings' defaults filled in; UsageError if either is invalid."""
+        k = self.settings.top_k if k is None else k
+        mode = mode or self.settings.mode
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100:
+            raise UsageError("k must be a whole number from 1 to 100")
+        if mode not in MODES:
+            raise UsageError(f"mode must be one of: {', '.join(MODES)}")
+        return k, mode
 
     def cite(self, citation: str) -> Citation:
         """The passage behind a citation ID; `stale=True` with the nearest current
@@ -174,6 +178,11 @@ def check_question(question, limit: int) -> str:
     if len(question) > limit:
         raise UsageError(f"the question is too long ({len(question)} characters; the limit is {limit})")
     return question.strip()
+
+
+def check_turns(turns: Sequence[str], limit: int) -> list[str]:
+    """Earlier user turns as `ask` uses them: blank ones dropped, each checked as a question."""
+    return [check_question(h, limit) for h in turns if isinstance(h, str) and h.strip()]
 
 
 def sync_index(settings: Settings, embedder: Embedder, *, current: Index | None = None,

@@ -1,4 +1,5 @@
-"""The web app over HTTP: server start to /readyz, round trips, throughput, batching.
+"""The web app over HTTP: server start to /readyz, round trips, throughput, batching
+(the app's /ask batched vs one at a time, and a minimal Gradio app likewise).
 
 `assistant serve` runs in a child process (stopped by its own pid); clients run in
 this process. Throughput clients speak Gradio's REST protocol with httpx, because
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import signal
+import statistics
 import socket
 import subprocess
 import sys
@@ -19,7 +21,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from measure import figure, process_cpu_seconds, self_cpu_seconds, time_calls
+from measure import figure, percentile, process_cpu_seconds, self_cpu_seconds, time_calls
 from seeds_bench import cli
 
 
@@ -42,11 +44,11 @@ def http_status(url: str) -> int:
 class Server:
     """`assistant serve` in a child process; stopped with SIGINT, then SIGKILL, by pid."""
 
-    def __init__(self, bench, index_dir: Path):
+    def __init__(self, bench, index_dir: Path, *extra: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         args = cli(bench, "serve", "--seeds", str(bench.seeds), "--index", str(index_dir),
-                   "--host", "127.0.0.1", "--port", str(self.port))  # fmt: skip
+                   "--host", "127.0.0.1", "--port", str(self.port), *extra)  # fmt: skip
         self.started = time.perf_counter()
         self.process = subprocess.Popen(args, cwd=bench.root, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE, text=True)  # fmt: skip
@@ -201,6 +203,55 @@ def throughput(url: str, qs: list[str], clients: int, *, seconds: float, windows
     for c in pool:
         c.close()
     return rates, latencies
+
+
+APP_VARIANTS = {"batched (--max-batch 16)": (), "one at a time (--max-batch 1)": ("--max-batch", "1")}
+
+
+def batching_app(bench, index_dir: Path, qs: list[str]) -> None:
+    """The product's /ask (`assistant serve`) batched vs one at a time, 1 / 4 / 16 clients.
+
+    Both servers run side by side and their windows alternate (the order flipping each
+    round), so a burst of load from elsewhere on the machine hits both alike. Also the
+    server CPU per request, which is what batching saves.
+    """
+    reason = app_available(Path(bench.root))
+    if reason:
+        bench.skip("concurrency", "the app's /ask batched vs not", reason)
+        return
+    servers = {name: Server(bench, index_dir, *args) for name, args in APP_VARIANTS.items()}
+    try:
+        for server in servers.values():
+            server.wait_ready()
+            raw_http_round_trips(server.url, qs[:5], 1)  # warm up
+        rates: dict[str, dict[int, list[float]]] = {name: {} for name in servers}
+        for clients in (1, 4, 16):
+            latencies: dict[str, list[float]] = {name: [] for name in servers}
+            cpu: dict[str, list[float]] = {name: [] for name in servers}
+            for round_ in range(bench.repeat(3, 1)):
+                names = list(servers) if round_ % 2 == 0 else list(reversed(servers))
+                for name in names:
+                    server = servers[name]
+                    before = process_cpu_seconds(server.process.pid)
+                    r, lat = throughput(server.url, qs, clients, seconds=bench.repeat(4.0, 3.0), windows=1)
+                    cpu[name].append((process_cpu_seconds(server.process.pid) - before) * 1000 / len(lat))
+                    rates[name].setdefault(clients, []).extend(r)
+                    latencies[name].extend(lat)
+            for name in servers:
+                lat = latencies[name]
+                bench.add(figure("concurrency", f"the app's /ask, {name}, {clients} client(s)",
+                                 rates[name][clients], "req/s",
+                                 f"latency p50 {percentile(lat, 50):.0f} ms, p95 {percentile(lat, 95):.0f} ms; "
+                                 f"server CPU {statistics.median(cpu[name]):.1f} ms/request"))  # fmt: skip
+                bench.results.setdefault("app_batching", {}).setdefault(name, {})[str(clients)] = {
+                    "rates": rates[name][clients], "latency_ms": lat, "server_cpu_ms": cpu[name]}
+        batched, single = list(servers)
+        for clients in (1, 4, 16):
+            bench.ratio(f"the app's /ask throughput, batched vs one at a time, {clients} client(s)",
+                        rates[batched][clients], rates[single][clients], higher_is_better=True)  # fmt: skip
+    finally:
+        for server in servers.values():
+            server.stop()
 
 
 def batching_http(bench, index_dir: Path, qs: list[str]) -> None:

@@ -115,6 +115,7 @@ def run(bench: Bench) -> None:
             finally:
                 server.stop()
     if bench.wants("http"):
+        step("concurrency: the app's /ask batched vs not", http_bench.batching_app, bench, index_dir, qs)
         step("concurrency: Gradio batch=True", http_bench.batching_http, bench, index_dir, qs)
     if bench.wants("txtai"):
         step("txtai side by side", seeds_bench.txtai_side_by_side, bench, assistant, qs,

@@ -13,9 +13,10 @@ from conftest import FakeEmbedder
 from markdown_it import MarkdownIt
 
 from assistant import Assistant
+from assistant.api_batch import RequestFailed
 from assistant.app import (
-    GENERIC_ERROR, api_ask, api_cite, build_app, chat_turn, check_history, create_server_app,
-    lookup, lookup_from_url, user_errors, write_export,
+    GENERIC_ERROR, MAX_BATCH, api_ask, api_ask_batch, api_cite, build_app, chat_turn, check_history,
+    create_server_app, lookup, lookup_from_url, user_errors, write_export,
 )  # fmt: skip
 from assistant.errors import ModelNotFoundError, UsageError
 from assistant.server import AssistantSlot, NotReadyError, readiness
@@ -147,6 +148,92 @@ def test_unexpected_errors_become_a_generic_message(slot, monkeypatch):
 def test_history_must_be_a_list_of_strings(history):
     with pytest.raises(UsageError):
         check_history(history)
+
+
+# --- the batched API ---------------------------------------------------------------
+
+
+class CountingEmbedder(FakeEmbedder):
+    """Counts encode calls for questions (what a batch shares)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def encode_queries(self, texts):
+        self.calls += 1
+        return self.encode(texts)
+
+
+BATCH = [  # (question, history, k, mode), as the API receives them
+    ("When was the armistice signed?", None, None, None),
+    ("", None, None, None),
+    ("And where?", ["When was the armistice signed?"], 10, "hybrid"),
+    ("What was the hardest issue?", None, 3, "bm25"),
+    ("x" * 1001, None, None, None),
+    (None, None, None, None),
+    ("Where did the talks begin?", "one string", None, None),
+    ("Where did the talks begin?", None, 101, None),
+    ("Where did the talks begin?", None, None, "fuzzy"),
+    ("Where did the talks begin?", None, 10, None),
+]
+
+
+def expected_result(slot, request) -> dict | RequestFailed:
+    """What `api_ask` gives that request alone: its answer, or the message it raises."""
+    try:
+        return user_errors(api_ask)(slot, *request)
+    except gr.Error as exc:
+        return RequestFailed(exc.message)
+
+
+def test_a_batch_gives_each_request_what_api_ask_gives_it_alone(tiny_seeds, tiny_settings):
+    assistant = Assistant.load(tiny_seeds, tiny_settings.index_dir, settings=tiny_settings,
+                               embedder=CountingEmbedder())  # fmt: skip
+    slot = AssistantSlot(assistant)
+    assistant.embedder.calls = 0
+    results = api_ask_batch(slot, *zip(*BATCH))
+    # One encode call per distinct (k, mode) of the valid requests; the invalid ones
+    # never reach the model.
+    assert assistant.embedder.calls == 2
+    assert results == [expected_result(slot, request) for request in BATCH]
+    assert [isinstance(r, dict) for r in results] == [True, False, True, True, False, False,
+                                                      False, False, False, True]  # fmt: skip
+
+
+def test_a_request_that_breaks_its_batch_fails_alone(slot, assistant, monkeypatch):
+    ask_batch = assistant.ask_batch
+
+    def breaks_on_cake(questions, histories=None, **kwargs):
+        if any("cake" in q for q in questions):
+            raise RuntimeError("secret detail /srv/index")
+        return ask_batch(questions, histories, **kwargs)
+
+    monkeypatch.setattr(assistant, "ask_batch", breaks_on_cake)
+    requests = [("When was the armistice signed?", None, None, None),
+                ("What is the best cake?", None, None, None),
+                ("Where did the talks begin?", None, None, None)]  # fmt: skip
+    results = api_ask_batch(slot, *zip(*requests))
+    assert results[1] == RequestFailed(GENERIC_ERROR)
+    assert [results[0], results[2]] == [api_ask(slot, q) for q, *_ in requests[::2]]
+
+
+def test_every_request_of_a_batch_is_told_while_loading(assistant):
+    slot = AssistantSlot(settings=assistant.settings)  # never filled: still loading
+    results = api_ask_batch(slot, ["When?", "Where?"], [None, None], [None, None], [None, None])
+    assert len(results) == 2 and all("still loading" in r.message for r in results)
+
+
+def test_ask_is_batched_unless_built_with_max_batch_1_and_its_api_is_the_same(slot):
+    def ask_of(demo):
+        return next(fn for fn in demo.fns.values() if fn.api_name == "ask")
+
+    batched, single = build_app(slot), build_app(slot, max_batch=1)
+    assert ask_of(batched).batch and ask_of(batched).max_batch_size == MAX_BATCH
+    assert not ask_of(single).batch
+    info = [demo.get_api_info()["named_endpoints"]["/ask"] for demo in (batched, single)]
+    assert info[0] == info[1]
+    assert [p["parameter_name"] for p in info[0]["parameters"]] == ["question", "history", "k", "mode"]
 
 
 # --- the API and the lookup --------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FakeEmbedder
+from conftest import ROOT, FakeEmbedder
 
 from assistant import Assistant
 from assistant.errors import UsageError
@@ -73,3 +73,18 @@ def test_real_model_batch_equals_single_asks(real_assistant):
         assert [c.id for c in answer.citations] == [c.id for c in single.citations]
         assert [h.chunk.id for h in answer.retrieved] == [h.chunk.id for h in single.retrieved]
         assert answer.confidence == pytest.approx(single.confidence, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_real_model_batches_of_16_give_exactly_the_single_answers(real_assistant):
+    """With the ONNX question encoder a padded batch gives the same vectors, bit for bit,
+    as one question alone, so the batched web API returns exactly `ask`'s JSON."""
+    import json
+    import random
+
+    path = ROOT / "tests" / "data" / "questions.jsonl"
+    questions = [json.loads(line)["question"] for line in path.read_text().splitlines() if line.strip()]
+    questions = random.Random(7).sample(questions, 48)  # mixed lengths in every batch
+    single = [real_assistant.ask(q).to_dict() for q in questions]
+    batched = [a.to_dict() for i in range(0, 48, 16) for a in real_assistant.ask_batch(questions[i : i + 16])]
+    assert batched == single

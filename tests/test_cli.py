@@ -188,3 +188,15 @@ def test_real_ask_json_for_an_off_topic_question(real_copy, capsys):
                        "--seeds", seeds, "--index", index)  # fmt: skip
     data = check_answer_json(out, seeds)
     assert code == 0 and data["abstained"] is True and data["citations"] == []
+
+
+def test_serve_takes_a_max_batch_of_at_least_one(capsys):
+    from assistant.cli import build_parser
+
+    assert build_parser().parse_args(["serve", "--max-batch", "4"]).max_batch == 4
+    assert build_parser().parse_args(["serve"]).max_batch is None  # the app's default
+    for bad in ("0", "-3", "many"):
+        with pytest.raises(SystemExit) as info:
+            build_parser().parse_args(["serve", "--max-batch", bad])
+        assert info.value.code == 2
+        assert "expected a whole number from 1 up" in capsys.readouterr().err

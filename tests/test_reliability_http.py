@@ -45,7 +45,8 @@ BUSY = "Queue is full"
 
 
 class CountingEmbedder:
-    """The real embedder, counting the calls that reach it."""
+    """The real embedder, counting the calls that reach it (questions go through its
+    ONNX `encode_queries`, as in the product)."""
 
     def __init__(self, inner):
         self.inner, self.name, self.dimension = inner, inner.name, inner.dimension
@@ -63,9 +64,17 @@ class CountingEmbedder:
         self._count()
         return self.inner.encode(texts, show_progress=show_progress)
 
+    def encode_queries(self, texts):
+        self._count()
+        return self.inner.encode_queries(texts)
+
 
 class Instrumented(Assistant):
-    """An Assistant whose answers a test can hold back (gate) or make fail (fault)."""
+    """An Assistant whose answers a test can hold back (gate) or make fail (fault).
+
+    Both act in `ask_batch`, which every answer goes through: `ask`, the page and the
+    batched `/ask` alike.
+    """
 
     def __init__(self, inner: Assistant):
         self.__dict__.update(inner.__dict__)
@@ -76,7 +85,7 @@ class Instrumented(Assistant):
         self.waiting = 0  # asks held at the gate right now
         self._lock = threading.Lock()
 
-    def ask(self, *args, **kwargs):
+    def ask_batch(self, *args, **kwargs):
         if self.fault is not None:
             raise self.fault
         with self._lock:
@@ -87,7 +96,7 @@ class Instrumented(Assistant):
         finally:
             with self._lock:
                 self.waiting -= 1
-        return super().ask(*args, **kwargs)
+        return super().ask_batch(*args, **kwargs)
 
     def cite(self, citation: str):
         if self.fault is not None:
