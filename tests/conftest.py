@@ -40,6 +40,18 @@ class FakeEmbedder:
         return out
 
 
+class CountingEmbedder(FakeEmbedder):
+    """Counts encode calls for questions (what a batch of questions shares)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def encode_queries(self, texts):
+        self.calls += 1
+        return self.encode(texts)
+
+
 TINY_DOCS = {
     "alpha.txt": (
         "The Armistice Talks\n\n"

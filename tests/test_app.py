@@ -9,7 +9,7 @@ import time
 
 import gradio as gr
 import pytest
-from conftest import FakeEmbedder
+from conftest import CountingEmbedder, FakeEmbedder
 from markdown_it import MarkdownIt
 
 from assistant import Assistant
@@ -151,18 +151,6 @@ def test_history_must_be_a_list_of_strings(history):
 
 
 # --- the batched API ---------------------------------------------------------------
-
-
-class CountingEmbedder(FakeEmbedder):
-    """Counts encode calls for questions (what a batch shares)."""
-
-    def __init__(self):
-        super().__init__()
-        self.calls = 0
-
-    def encode_queries(self, texts):
-        self.calls += 1
-        return self.encode(texts)
 
 
 BATCH = [  # (question, history, k, mode), as the API receives them

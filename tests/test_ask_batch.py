@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, FakeEmbedder
+from conftest import ROOT, CountingEmbedder
 
 from assistant import Assistant
 from assistant.errors import UsageError
@@ -14,16 +14,6 @@ QUESTIONS = [
     "What was the hardest issue?",
     "Who won the 1998 World Cup?",  # nothing in the documents: an abstention
 ]
-
-
-class CountingEmbedder(FakeEmbedder):
-    def __init__(self):
-        super().__init__()
-        self.calls = 0
-
-    def encode_queries(self, texts):
-        self.calls += 1
-        return self.encode(texts)
 
 
 @pytest.fixture
