@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import warnings
 from collections.abc import Sequence
@@ -43,6 +44,14 @@ def onnx_path(cache_dir: Path, fingerprint: str) -> Path:
     """Where the export of the model with this fingerprint lives."""
     safe = "".join(ch if ch.isalnum() or ch in "@-_." else "_" for ch in fingerprint)
     return Path(cache_dir) / f"{safe}-onnx{EXPORT_VERSION}" / ONNX_FILE
+
+
+def _remove_older_exports(target: Path) -> None:
+    """Delete the same model's exports of earlier EXPORT_VERSIONs (90 MB each)."""
+    stem = target.parent.name.rsplit("-onnx", 1)[0]
+    for folder in target.parent.parent.glob(f"{stem}-onnx*"):
+        if folder != target.parent and folder.name[len(stem) + 5:].isdigit():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def read_pipeline(model_dir: Path) -> bool:
@@ -199,6 +208,7 @@ def export_onnx(model_dir: Path, target: Path, *, model=None) -> Path:
         if not np.all(cosine > 0.9999):
             raise RuntimeError(f"exported model disagrees with torch (cosine {cosine.min():.5f})")
         os.replace(tmp, target)
+        _remove_older_exports(target)
     finally:
         if attention not in (None, "eager"):
             transformer.set_attn_implementation(attention)

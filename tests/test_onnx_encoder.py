@@ -59,6 +59,21 @@ def test_cache_path_is_keyed_by_fingerprint(tmp_path):
     assert onnx_path(tmp_path, "../../etc@x").parent.parent == tmp_path  # no path escape
 
 
+def test_an_export_removes_the_same_models_older_exports_only(tmp_path):
+    from assistant.onnx_encoder import _remove_older_exports
+
+    current = onnx_path(tmp_path, "model@abc")
+    older = current.parent.with_name("model@abc-onnx0")
+    other_model = onnx_path(tmp_path, "model@abd").parent
+    prefix_model = current.parent.with_name("model@abc-onnx1-copy")
+    for folder in (current.parent, older, other_model, prefix_model):
+        folder.mkdir(parents=True)
+        (folder / "model.onnx").write_bytes(b"x")
+    _remove_older_exports(current)
+    assert not older.exists()
+    assert current.exists() and other_model.exists() and prefix_model.exists()
+
+
 @pytest.fixture(scope="module")
 def embedder(real_assistant):
     """The session's real embedder; its build exported the ONNX model beside the index."""
