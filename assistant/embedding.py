@@ -112,7 +112,11 @@ class SentenceTransformerEmbedder:
             os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
             try:
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
 
+                # Its "Loading weights" bar ignores HF_HUB_DISABLE_PROGRESS_BARS when
+                # huggingface_hub was imported first (gradio does): logs stay one line each.
+                transformers_logging.disable_progress_bar()
                 self._model = SentenceTransformer(str(self.model_dir), device="cpu")
             except Exception as exc:  # a broken folder: say which, not how torch failed
                 raise ModelNotFoundError(
