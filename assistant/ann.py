@@ -89,8 +89,8 @@ def search(index: faiss.Index, queries: np.ndarray, k: int) -> list[list[tuple[i
     else:
         scores, ids = index.search(queries, k)
     return [
-        [(int(i), float(s)) for i, s in zip(row_ids, row_scores) if i >= 0]
-        for row_ids, row_scores in zip(ids, scores)
+        [(i, s) for i, s in zip(row_ids, row_scores) if i >= 0]
+        for row_ids, row_scores in zip(ids.tolist(), scores.tolist())
     ]
 
 
