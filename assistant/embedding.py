@@ -1,8 +1,10 @@
-"""Turn texts into normalized float32 vectors.
+"""Turn texts into normalized float32 vectors, and (optionally) per-token vectors.
 
 The `Embedder` protocol is all the rest of the package sees, so another model
 folder (or the fake one in the tests) can stand in. Inner product on these unit
-vectors is cosine similarity. Does not index or search.
+vectors is cosine similarity. An embedder may also offer `encode_with_tokens`:
+the same vectors plus each text's contextual word-piece vectors from the same
+forward pass (retrieval's late-interaction signal). Does not index or search.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from .errors import ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
+# One text's word pieces without [CLS]/[SEP]: ids (m,) int32 and unit vectors (m, dim) float32.
+TokenVectors = tuple[np.ndarray, np.ndarray]
+
 
 class Embedder(Protocol):
     name: str  # recorded in the index manifest; a change forces re-embedding
@@ -35,6 +40,9 @@ class Embedder(Protocol):
 
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
         """(len(texts), dimension) float32, each row of unit length."""
+
+    # Optional: encode_with_tokens(texts) -> (vectors, [TokenVectors per text]) for
+    # documents, encode_queries_with_tokens(texts) the same for questions.
 
 
 def bundled_model_dir() -> Path:
@@ -143,6 +151,13 @@ class SentenceTransformerEmbedder:
         except Exception as exc:  # questions then keep using sentence-transformers
             log.warning("no ONNX query encoder (%s); questions use sentence-transformers", exc)
 
+    def encode_queries_with_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[TokenVectors]]:
+        """`encode_queries` plus each question's token vectors, from the same run."""
+        encoder = self._query_encoder or self._open_query_encoder()
+        if encoder is None:
+            return self.encode_with_tokens(texts)
+        return encoder.encode_with_tokens(texts)
+
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Like `encode`, for questions: onnxruntime on the exported weights, so no torch
         import (the same vectors, cosine > 0.9999); `encode` when there is no export."""
@@ -184,6 +199,30 @@ class SentenceTransformerEmbedder:
                 show_progress_bar=show_progress,
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_with_tokens(self, texts: Sequence[str], *, show_progress: bool = False
+                           ) -> tuple[np.ndarray, list[TokenVectors]]:  # fmt: skip
+        """`encode`, plus each text's token vectors from the same forward pass."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32), []
+        with self._lock:
+            model = self._load()
+            rows = model.encode(list(texts), batch_size=32, output_value=None,
+                                show_progress_bar=show_progress)  # fmt: skip
+        vectors = np.stack([r["sentence_embedding"].float().numpy() for r in rows])
+        vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+        tokens = [text_tokens(r["token_embeddings"].float().numpy(), r["input_ids"].numpy(),
+                              r["attention_mask"].numpy()) for r in rows]  # fmt: skip
+        return np.ascontiguousarray(vectors, dtype=np.float32), tokens
+
+
+def text_tokens(token_embeddings: np.ndarray, input_ids: np.ndarray, mask: np.ndarray) -> TokenVectors:
+    """One text's real word pieces (padding, [CLS] and the closing [SEP] dropped), unit rows."""
+    n = int(np.asarray(mask).sum())
+    ids = np.asarray(input_ids[1 : max(n - 1, 1)], dtype=np.int32)
+    vectors = np.asarray(token_embeddings[1 : max(n - 1, 1)], dtype=np.float32)
+    vectors = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+    return ids, np.ascontiguousarray(vectors, dtype=np.float32)
 
 
 def _max_seq_length(model_dir: Path) -> int:

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .embedding import text_tokens
+
 # Bump when the exported graph changes, so old caches are not reused
 # (2: exported with eager attention instead of SDPA).
 EXPORT_VERSION = 2
@@ -134,6 +136,19 @@ class OnnxQueryEncoder:
         """(len(texts), dimension) float32; padded to the longest text, never beyond."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        tokens, feed = self._forward(texts)
+        return mean_pool(tokens, feed["attention_mask"], normalize=self.normalize)
+
+    def encode_with_tokens(self, texts: Sequence[str]):
+        """`encode` plus each text's token vectors (embedding.text_tokens), one run."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32), []
+        tokens, feed = self._forward(texts)
+        vectors = mean_pool(tokens, feed["attention_mask"], normalize=self.normalize)
+        return vectors, [text_tokens(t, ids, mask) for t, ids, mask in
+                         zip(tokens, feed["input_ids"], feed["attention_mask"])]  # fmt: skip
+
+    def _forward(self, texts: Sequence[str]) -> tuple[np.ndarray, dict]:
         with self._tokenizer_lock:
             encodings = self._tokenizer.encode_batch(list(texts))
         length = max(len(e.ids) for e in encodings)
@@ -143,8 +158,7 @@ class OnnxQueryEncoder:
             feed["input_ids"][row, :n] = e.ids
             feed["attention_mask"][row, :n] = e.attention_mask
             feed["token_type_ids"][row, :n] = e.type_ids
-        tokens = self._run({name: feed[name] for name in self._inputs})
-        return mean_pool(tokens, feed["attention_mask"], normalize=self.normalize)
+        return self._run({name: feed[name] for name in self._inputs}), feed
 
 
 def mean_pool(tokens: np.ndarray, mask: np.ndarray, *, normalize: bool) -> np.ndarray:

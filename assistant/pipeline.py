@@ -118,10 +118,10 @@ class Assistant:
                    for q, h in zip(questions, histories)]  # fmt: skip
         if len(texts_to_embed) != len(queries):  # make_query embeds exactly one text
             raise RuntimeError("make_query did not embed one text per question")
-        vectors = _query_encoder(self.embedder)(texts_to_embed) if queries else []
+        vectors, tokens = _query_encoder(self.embedder)(texts_to_embed) if queries else ([], [])
         answers = []
-        for query, vector in zip(queries, vectors):
-            query = replace(query, vector=vector)
+        for query, vector, token_vectors in zip(queries, vectors, tokens):
+            query = replace(query, vector=vector, tokens=token_vectors)
             hits = retrieve(state.index, query, mode=mode, k=k, settings=self.settings)
             answers.append(compose_answer(state.index, query, hits, state.texts, self.settings))
         return answers
@@ -164,8 +164,13 @@ class Assistant:
 
 
 def _query_encoder(embedder: Embedder):
-    """The embedder's question encoder (no torch import) if it has one, else `encode`."""
-    return getattr(embedder, "encode_queries", embedder.encode)
+    """texts -> (vectors, token vectors per text or None): the embedder's question
+    encoder (no torch import) if it has one, else `encode`."""
+    with_tokens = getattr(embedder, "encode_queries_with_tokens", None)
+    if with_tokens is not None:
+        return with_tokens
+    plain = getattr(embedder, "encode_queries", embedder.encode)
+    return lambda texts: (plain(texts), [None] * len(texts))
 
 
 def check_question(question, limit: int) -> str:
@@ -223,6 +228,10 @@ def _stale_reason(index: Index | None, documents, embedder: Embedder, settings) 
         return "the configured model differs from the index's"
     if manifest.get("chunking") != settings.chunking_signature:
         return "chunking settings changed"
+    if hasattr(embedder, "encode_with_tokens") and (
+        not index.has_tokens or manifest.get("token_dims") != settings.token_dims
+    ):
+        return "the index has no token vectors of the configured size"
     saved = {path: info["sha256"] for path, info in manifest.get("documents", {}).items()}
     if saved != {d.path: d.sha256 for d in documents}:
         return "documents added, changed or removed"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -42,6 +42,8 @@ class Query:
     corrections: tuple[tuple[str, str], ...] = ()
     followup_of: str | None = None
     aliased_terms: tuple[str, ...] = ()  # terms standing for a name the documents use instead
+    # The embedded text's word-piece vectors (embedding.TokenVectors), for late interaction.
+    tokens: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False, repr=False)
 
 
 def is_followup(question: str) -> bool:

@@ -31,6 +31,9 @@ class FakeEmbedder:
 
     def encode(self, texts, *, show_progress=False):
         self.encoded.extend(texts)
+        return self._vectors(texts)
+
+    def _vectors(self, texts):
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             for term in terms(text) or ["<empty>"]:
@@ -38,6 +41,25 @@ class FakeEmbedder:
                 out[row, digest[0] % self.dimension] += 1.0 if digest[1] % 2 else -1.0
             out[row] /= np.linalg.norm(out[row]) or 1.0
         return out
+
+
+class TokenFakeEmbedder(FakeEmbedder):
+    """FakeEmbedder that also gives token vectors: one per stemmed term, hashed."""
+
+    name = "fake-bow-tokens@1"
+
+    def _tokens(self, text):
+        found = terms(text) or ["<empty>"]
+        ids = np.array([int.from_bytes(hashlib.sha256(t.encode()).digest()[:2], "big") for t in found],
+                       dtype=np.int32)  # fmt: skip
+        return ids, self._vectors(found)
+
+    def encode_with_tokens(self, texts, *, show_progress=False):
+        vectors = self.encode(texts)
+        return vectors, [self._tokens(t) for t in texts]
+
+    def encode_queries_with_tokens(self, texts):
+        return self.encode_with_tokens(texts)
 
 
 class CountingEmbedder(FakeEmbedder):
