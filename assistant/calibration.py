@@ -92,8 +92,11 @@ def sweep(confidences: Sequence[float], answerable: Sequence[bool], correct: Seq
 
 
 # The evaluation issue asks for abstention F1 "with false abstentions <= 5 %": the
-# sweep maximizes F1 only among thresholds that keep to that budget.
-MAX_FALSE_ABSTENTION = 0.05
+# sweep maximizes F1 only among thresholds that keep to half that budget. Sets
+# written by others withhold more than dev does: with a 5 % budget (4 of dev's 90
+# answerable questions withheld out of fold), dev's block written outside the team
+# had 3 of its 32 withheld (9.4 %). Half the bound leaves that room.
+MAX_FALSE_ABSTENTION = 0.025
 
 
 def best_threshold(points: Sequence[ThresholdPoint], *, max_false_abstention: float | None = None

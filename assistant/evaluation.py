@@ -161,7 +161,7 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
         "weights": calibrated,
         "threshold": threshold,
         "fitted_on": f"{len(questions)} dev questions ({len(fitted)} with features), "
-                     f"mode {open_run.mode}, k {k}, false abstentions <= {MAX_FALSE_ABSTENTION:.0%}, "
+                     f"mode {open_run.mode}, k {k}, false abstentions <= {MAX_FALSE_ABSTENTION:.1%}, "
                      f"L2 {l2} (cross-validated F1 "
                      f"{', '.join(f'{p}: {_fmt(f)}' for p, f in cv_scores.items())}), "
                      f"{date.today().isoformat()}",
