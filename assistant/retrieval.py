@@ -66,21 +66,28 @@ def fuse_rankings(
 
 def sentence_search(index: Index, vector: np.ndarray, n: int) -> list[int]:
     """The chunk rows holding the top-n sentences, best first."""
-    rows = (row for s, _ in ann.search(index.sentence_dense, vector[None, :], n)[0]
-            for row in index.sentence_chunks[s])  # fmt: skip
-    return list(dict.fromkeys(rows))
+    table = index.sentence_chunks
+    return list(dict.fromkeys([row for s, _ in ann.search(index.sentence_dense, vector[None, :], n)[0]
+                               for row in table[s]]))  # fmt: skip
 
 
 def best_sentence(index: Index, vector: np.ndarray, rows: list[int]) -> np.ndarray:
     """Per chunk row, the best cosine of any of its sentences to the query."""
+    if len(rows) * 2 >= len(index.chunks):  # most chunks: one product over every sentence
+        flat, lengths = index.chunk_sentence_flat
+        return _segment_max((index.sentence_vectors @ vector)[flat], lengths)[rows]
     sentence_rows = [index.chunk_sentence_rows[r] for r in rows]
     lengths = np.fromiter(map(len, sentence_rows), dtype=np.int64, count=len(rows))
     flat = np.fromiter(itertools.chain.from_iterable(sentence_rows), dtype=np.int64, count=int(lengths.sum()))
-    best = np.full(len(rows), -1.0, dtype=np.float32)
+    return _segment_max(index.sentence_vectors[flat] @ vector, lengths)
+
+
+def _segment_max(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The max of each consecutive segment of values; -1 for an empty one."""
+    best = np.full(len(lengths), -1.0, dtype=np.float32)
     present = lengths > 0
     if present.any():
-        cosines = index.sentence_vectors[flat] @ vector
-        best[present] = np.maximum.reduceat(cosines, (np.cumsum(lengths) - lengths)[present])
+        best[present] = np.maximum.reduceat(values, (np.cumsum(lengths) - lengths)[present])
     return best
 
 
@@ -89,8 +96,9 @@ def late_interaction(index: Index, tokens, rows) -> np.ndarray:
 
     Each question word piece takes its best cosine among the chunk's word pieces
     (contextual vectors from the same model pass as the pooled vectors, projected
-    on the index's token basis); the chunk's score is their mean weighted by the word piece's IDF over chunks, so
-    "the", "what" and "?" barely count and a rare name counts most. It rewards a
+    on the index's token basis); the chunk's score is their mean weighted by the
+    word piece's IDF over chunks, so "the" and "?" barely count and a rare name
+    counts most. It rewards a
     passage that matches every part of the question somewhere, which one pooled
     vector per chunk blurs.
     """

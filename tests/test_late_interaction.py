@@ -24,7 +24,6 @@ def hand_index(per_chunk: list[tuple[list[int], list[list[float]]]]) -> Index:
                   dense=None, bm25=None, manifest={})  # fmt: skip
     index.token_ids, index.token_vectors, index.token_offsets = ids, vectors, offsets
     index.token_basis = np.eye(2, dtype=np.float32)
-    index.token_projected = vectors
     return index
 
 
@@ -51,13 +50,20 @@ def test_idf_weights_rare_word_pieces_most():
 
 def test_token_basis_is_deterministic_orthonormal_and_sized():
     rng = np.random.default_rng(3)
-    vectors = rng.standard_normal((500, 16)).astype(np.float16)
-    basis = fit_token_basis(vectors, 4)
+    parts = [rng.standard_normal((n, 16)).astype(np.float16) for n in (200, 0, 300)]
+    basis = fit_token_basis(parts, 16, 4)
     assert basis.shape == (16, 4) and basis.dtype == np.float32
     assert np.allclose(basis.T @ basis, np.eye(4), atol=1e-5)
-    assert np.array_equal(basis, fit_token_basis(vectors.copy(), 4))
-    assert fit_token_basis(vectors[:3], 8).shape == (16, 3)  # no more axes than tokens
-    assert np.array_equal(fit_token_basis(np.zeros((0, 16), np.float16), 4), np.eye(16, 4, dtype=np.float32))
+    assert np.array_equal(basis, fit_token_basis([p.copy() for p in parts], 16, 4))
+    # The first axis is the direction of greatest spread.
+    data = np.concatenate(parts).astype(np.float64)
+    spread = np.var((data - data.mean(axis=0)) @ basis, axis=0)
+    assert list(spread) == sorted(spread, reverse=True)
+    # A sample of the tokens still finds the dominant axis of a stretched cloud.
+    stretched = [np.concatenate(parts).astype(np.float32) * np.r_[10.0, np.ones(15)]]
+    assert abs(fit_token_basis(stretched, 16, 1, sample=100)[0, 0]) > 0.99
+    assert fit_token_basis([parts[0][:3]], 16, 8).shape == (16, 3)  # no more axes than tokens
+    assert np.array_equal(fit_token_basis([], 16, 4), np.eye(16, 4, dtype=np.float32))
 
 
 @pytest.fixture
@@ -69,23 +75,31 @@ def test_tokens_survive_save_and_load(tiny_seeds, token_settings):
     a = Assistant.load(tiny_seeds, token_settings.index_dir, settings=token_settings, embedder=TokenFakeEmbedder())
     loaded = load_index(token_settings.index_dir)
     assert loaded.has_tokens and loaded.manifest["token_dims"] == 8
-    for name in ("token_ids", "token_offsets", "token_vectors", "token_basis", "token_projected"):
-        assert np.array_equal(np.asarray(getattr(loaded, name)), getattr(a.index, name)), name
+    for name in ("token_ids", "token_offsets", "token_vectors", "token_basis"):
+        assert np.array_equal(getattr(loaded, name), getattr(a.index, name)), name
     assert loaded.token_basis.shape == (FakeEmbedder.dimension, 8)
-    assert loaded.token_offsets[-1] == len(loaded.token_ids) == len(loaded.token_projected)
+    assert loaded.token_offsets[-1] == len(loaded.token_ids) == len(loaded.token_vectors)
+    assert loaded.token_vectors.dtype == np.float16 and loaded.token_vectors.shape[1] == 8
 
 
-def test_an_update_embeds_only_changed_chunks_and_matches_a_full_build(tiny_seeds, token_settings, tmp_path):
+def test_an_update_keeps_the_basis_and_reuses_unchanged_chunks(tiny_seeds, token_settings):
     embedder = TokenFakeEmbedder()
     first = Assistant.load(tiny_seeds, token_settings.index_dir, settings=token_settings, embedder=embedder)
+    before = first.index
+    kept = {c.id: before.chunk_tokens(i) for i, c in enumerate(before.chunks) if c.doc == "alpha.txt"}
     (tiny_seeds / "beta.md").write_text("# Later Summits\n\nSummits\nLeaders met in 2000 again.\n")
     embedder.encoded.clear()
     first.refresh()
-    assert embedder.encoded and all("Leaders met in 2000 again" in t or "Later Summits" in t
-                                    for t in embedder.encoded)  # fmt: skip
+    after = first.index
+    assert embedder.encoded and all("Leaders met in 2000 again" in t for t in embedder.encoded)
+    assert np.array_equal(after.token_basis, before.token_basis)
+    for i, c in enumerate(after.chunks):
+        if c.doc == "alpha.txt":
+            assert all(np.array_equal(a, b) for a, b in zip(after.chunk_tokens(i), kept[c.id]))
+    # A full build of the same documents fits its own basis and gives the same token ids.
     fresh, _ = build_index(list(first._state.documents.values()), TokenFakeEmbedder(), token_settings)
-    for name in ("token_ids", "token_offsets", "token_vectors", "token_basis", "token_projected"):
-        assert np.array_equal(getattr(first.index, name), getattr(fresh, name)), name
+    assert np.array_equal(fresh.token_ids, after.token_ids)
+    assert np.array_equal(fresh.token_offsets, after.token_offsets)
 
 
 def test_an_index_without_tokens_is_rebuilt_for_an_embedder_with_them(tiny_seeds, token_settings):
@@ -139,3 +153,15 @@ def test_the_real_index_reranks_with_its_token_vectors(real_assistant):
     hits = real_assistant.ask("When was the armistice signed?").retrieved
     head = [h for h in hits if h.token_score is not None]
     assert head and hits[: len(head)] == head and 0.0 < head[0].token_score <= 1.0
+
+
+def test_best_sentence_cosines_agree_whether_computed_for_some_chunks_or_all(tiny_seeds, tiny_settings):
+    from assistant.retrieval import best_sentence
+
+    a = Assistant.load(tiny_seeds, tiny_settings.index_dir, settings=tiny_settings, embedder=FakeEmbedder())
+    index, vector = a.index, a.index.sentence_vectors[0]
+    everything = best_sentence(index, vector, list(range(len(index.chunks))))
+    expected = [max(float(index.sentence_vectors[s] @ vector) for s in rows) for rows in index.chunk_sentence_rows]
+    assert everything.tolist() == pytest.approx(expected, abs=1e-6)
+    some = [len(index.chunks) - 1, 0]  # fewer than half: the gathered path
+    assert best_sentence(index, vector, some).tolist() == pytest.approx([expected[r] for r in some], abs=1e-6)
