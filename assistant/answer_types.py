@@ -15,7 +15,10 @@ _QUESTION_TYPES = [
     ("number", re.compile(r"\bhow (many|much|long|far|large|big|often|wide|deep|high|tall|old)\b|\b(what|which) (was |is |were |are )?(the )?(total |exact )?(number|percentage|share|size|death toll|toll|casualt(y|ies)|population|cost|width|length|distance)\b", re.I)),
     ("date", re.compile(r"\bwhen\b|\b(what|which|in what|in which) (year|month|date|day|decade)\b|\bwhat time\b", re.I)),
     ("place", re.compile(r"\bwhere\b|\b(what|which|in what|in which) (city|town|place|location|village|site|region|area)\b", re.I)),
-    ("person", re.compile(r"\b(what|which|who)\b[\w\s'-]{0,30}?\b(leaders?|presidents?|generals?|officers?|persons?|commanders?|officials?|diplomats?|negotiators?|envoys?|ministers?)\b", re.I)),
+    ("person", re.compile(r"\b(what|which|who)\b[\w\s'-]{0,30}?\b(leaders?|presidents?|generals?|officers?|persons?|commanders?|officials?|diplomats?|negotiators?|envoys?|ministers?)\b"
+                          # what only a person does: heading, commanding, chairing a body, a
+                          # post one holds after another, signing on an organisation's behalf
+                          r"|\bwho\s+(headed|commanded|chaired|succeeded|replaced)\b|\bwho\b[^?]{0,60}\bon behalf of\b", re.I)),
     # "Who ...?" is answered by a person, a country or an organisation alike.
     ("agent", re.compile(r"\b(what|which) (country|countries|nation|nations|organi[sz]ations?|state|power)\b|\bwho\b(?! (is|are|was|were) (the )?(main |major |key )?(parties|countries|nations|sides|states|powers|actors))", re.I)),
 ]  # fmt: skip
@@ -58,6 +61,7 @@ _NOT_NAMES = frozenset(
     Peace Talks Korea's Republic Democratic People's Allied Allies Germany Poland India Pakistan
     Panmunjom Inchon Pusan Chosin Kaesong Seoul Pyongyang Beijing Moscow Washington DMZ MDL UN
     CBMs NGOs Confidence Building Measures Key Initial Frequent Large Efforts Examples Lessons
+    Command Commands Forces Coalition Delegation Delegations Representatives Headquarters
     January February March April May June July August September October November December""".split()
 )
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+(?:-[a-z]+)?\b")

@@ -187,6 +187,10 @@ def test_answered_features_are_in_range(tiny):
         ("In which city was the armistice signed?", "place"),
         ("Who led North Korea during the war?", "agent"),
         ("Which general signed for the UN?", "person"),
+        ("Who headed the delegation?", "person"),  # what only a person does
+        ("Who succeeded him as leader?", "person"),
+        ("Who signed the treaty on behalf of the alliance?", "person"),
+        ("Who signed the treaty?", "agent"),  # countries sign too
         ("Who were the parties to the armistice?", None),  # "who" asking for countries
         ("What is the Sunshine Policy?", None),
         ("", None),
@@ -209,6 +213,7 @@ def test_expected_type(question, answer_type):
         ("Talks began in July.", "place", False),  # a month is not a place
         ("North Korea, led by Kim Il-sung, joined the talks.", "person", True),
         ("The United States and China agreed.", "person", False),
+        ("Envoys of the United Nations Command and its Forces met.", "person", False),
         ("Anything at all.", None, True),
     ],
 )
