@@ -69,6 +69,10 @@ def model_fingerprint(model_dir: Path) -> str:
     return f"{name}@{digest.hexdigest()[:12]}"
 
 
+# Word-piece endings that make a word of a whole piece: "tough" + "##er" is a word.
+_ENDINGS = frozenset(f"##{e}" for e in "s es ed d er ers est en ing ings ly ness ment ments al ally ity".split())
+
+
 class SentenceTransformerEmbedder:
     """sentence-transformers over a local model folder, loaded lazily and offline."""
 
@@ -111,6 +115,16 @@ class SentenceTransformerEmbedder:
         with self._lock:
             encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
         return [len(e.ids) for e in encodings]
+
+    def is_word(self, word: str) -> bool:
+        """Whether the model's vocabulary spells the word: one whole word piece
+        ("table", "landing"), or one followed by a common ending ("tough" + "er").
+        Misspellings fall apart into fragments ("arm" "##ista" "##ce")."""
+        with self._lock:
+            pieces = self.tokenizer.encode(word.lower(), add_special_tokens=False).tokens
+        return len(pieces) == 1 or (
+            len(pieces) == 2 and len(pieces[0]) >= 3 and pieces[1] in _ENDINGS
+        )
 
     def _load(self):
         if self._model is None:

@@ -113,8 +113,9 @@ class Assistant:
             texts_to_embed.extend(texts)
             return np.zeros((len(texts), self.embedder.dimension), dtype=np.float32)
 
+        is_word = getattr(self.embedder, "is_word", None)
         queries = [make_query(q, h, encode=defer, known_stems=state.index.vocabulary,
-                              surface_words=state.surface_words)
+                              surface_words=state.surface_words, is_word=is_word)
                    for q, h in zip(questions, histories)]  # fmt: skip
         if len(texts_to_embed) != len(queries):  # make_query embeds exactly one text
             raise RuntimeError("make_query did not embed one text per question")

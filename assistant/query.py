@@ -77,12 +77,17 @@ def make_query(
     encode,
     known_stems,
     surface_words,
+    is_word=None,
 ) -> Query:
-    """Build the Query: context for follow-ups, spelling fixed, text embedded once."""
+    """Build the Query: context for follow-ups, spelling fixed, text embedded once.
+
+    is_word: word -> whether it is English the model knows (spared from spelling fixes).
+    """
     context = resolve_followup(question, history)
     text = expand_aliases(f"{context} {question}" if context else question)
     text = strip_meta(text)
-    fixes = correct_terms(words(text), known_stems=known_stems, surface_words=surface_words)
+    fixes = correct_terms(words(text), known_stems=known_stems, surface_words=surface_words,
+                          is_word=is_word)  # fmt: skip
 
     embedded = text
     for wrong, right in fixes.items():

@@ -144,7 +144,7 @@ def library_ask(bench, assistant, qs: list[str]) -> dict:
 
     def query_of(q, encode):
         return make_query(q, [], encode=encode, known_stems=state.index.vocabulary,
-                          surface_words=state.surface_words)  # fmt: skip
+                          surface_words=state.surface_words, is_word=getattr(embedder, "is_word", None))  # fmt: skip
 
     for q in qs[:5]:
         assistant.ask(q)  # warm-up: ONNX session, caches

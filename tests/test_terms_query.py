@@ -74,6 +74,33 @@ def test_correct_terms(query_words, expected):
     assert correct_terms(query_words, known_stems=KNOWN, surface_words=CORPUS_WORDS) == expected
 
 
+def test_a_word_the_dictionary_knows_is_not_corrected():
+    # "signer" is one edit from the corpus's "signed": English, so it stays as typed.
+    assert correct_terms(["signer"], known_stems=KNOWN, surface_words=CORPUS_WORDS) == {"signer": "signed"}
+    english = {"signer"}.__contains__
+    assert correct_terms(["signer", "armistace"], known_stems=KNOWN, surface_words=CORPUS_WORDS,
+                         is_word=english) == {"armistace": "armistice"}  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "word, known",
+    [("table", True), ("landing", True), ("northern", True), ("tougher", True), ("soften", True),
+     ("armistace", False), ("perimiter", False), ("fortifed", False), ("buildng", False),
+     ("panmunjon", False), ("declaraton", False)],
+)  # fmt: skip
+def test_the_model_vocabulary_tells_english_from_typos(real_assistant, word, known):
+    assert real_assistant.embedder.is_word(word) is known
+
+
+@pytest.mark.slow
+def test_everyday_words_missing_from_the_corpus_are_not_respelt(real_assistant):
+    answer = real_assistant.ask("Where did they take place, and who sat at the table?",
+                                ["When did the armistice negotiations first get underway?"])  # fmt: skip
+    assert answer.query.corrections == ()
+    assert real_assistant.ask("When was the armistace signed?").query.corrections == (("armistace", "armistice"),)
+
+
 # ---- aliases ----------------------------------------------------------------------
 
 
