@@ -194,6 +194,9 @@ def _score_sentences(index: Index, query: Query, hits: list[Hit], idf, documents
                 continue
             seen.add(rows[0])
             cosines = [float(index.sentence_vectors[r] @ query.vector) for r in rows]
+            if query.own_vector is not None:  # a follow-up wants what is new in it as much
+                cosines = [0.5 * c + 0.5 * float(index.sentence_vectors[r] @ query.own_vector)
+                           for c, r in zip(cosines, rows)]  # fmt: skip
             # A list is judged by its best item and by the whole, not by its opener alone.
             cosine = 0.5 * max(cosines) + 0.5 * sum(cosines) / len(cosines)
             text = " ".join(index.sentences[r][1].text for r in rows)

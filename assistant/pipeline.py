@@ -108,21 +108,25 @@ class Assistant:
         histories = [check_turns(turns, limit) for turns in histories]
         state = self._state  # one consistent snapshot for the whole request
         texts_to_embed: list[str] = []
+        per_query: list[int] = []
 
         def defer(texts: Sequence[str]) -> np.ndarray:  # vectors come below, in one call
             texts_to_embed.extend(texts)
+            per_query.append(len(texts))
             return np.zeros((len(texts), self.embedder.dimension), dtype=np.float32)
 
         is_word = getattr(self.embedder, "is_word", None)
         queries = [make_query(q, h, encode=defer, known_stems=state.index.vocabulary,
                               surface_words=state.surface_words, is_word=is_word)
                    for q, h in zip(questions, histories)]  # fmt: skip
-        if len(texts_to_embed) != len(queries):  # make_query embeds exactly one text
-            raise RuntimeError("make_query did not embed one text per question")
+        if len(per_query) != len(queries):  # make_query calls encode exactly once
+            raise RuntimeError("make_query did not embed once per question")
         vectors, tokens = _query_encoder(self.embedder)(texts_to_embed) if queries else ([], [])
         answers = []
-        for query, vector, token_vectors in zip(queries, vectors, tokens):
-            query = replace(query, vector=vector, tokens=token_vectors)
+        starts = np.cumsum([0, *per_query[:-1]]).tolist()
+        for query, start, count in zip(queries, starts, per_query):
+            query = replace(query, vector=vectors[start], tokens=tokens[start],
+                            own_vector=vectors[start + 1] if count == 2 else None)  # fmt: skip
             hits = retrieve(state.index, query, mode=mode, k=k, settings=self.settings)
             answers.append(compose_answer(state.index, query, hits, state.texts, self.settings))
         return answers

@@ -42,6 +42,9 @@ class Query:
     corrections: tuple[tuple[str, str], ...] = ()
     followup_of: str | None = None
     aliased_terms: tuple[str, ...] = ()  # terms standing for a name the documents use instead
+    # A follow-up's own words embedded alone: what is new in it ("Where were they held?"
+    # after "When did the talks begin?"), for choosing the statement to quote.
+    own_vector: np.ndarray | None = field(default=None, compare=False, repr=False)
     # The embedded text's word-piece vectors (embedding.TokenVectors), for late interaction.
     tokens: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False, repr=False)
 
@@ -79,7 +82,8 @@ def make_query(
     surface_words,
     is_word=None,
 ) -> Query:
-    """Build the Query: context for follow-ups, spelling fixed, text embedded once.
+    """Build the Query: context for follow-ups, spelling fixed, text embedded once
+    (a follow-up's own words a second time, in the same encode call).
 
     is_word: word -> whether it is English the model knows (spared from spelling fixes).
     """
@@ -89,14 +93,19 @@ def make_query(
     fixes = correct_terms(words(text), known_stems=known_stems, surface_words=surface_words,
                           is_word=is_word)  # fmt: skip
 
-    embedded = text
-    for wrong, right in fixes.items():
-        embedded = re.sub(rf"\b{re.escape(wrong)}\b", right, embedded, flags=re.IGNORECASE)
-    vector = encode([embedded])[0]
+    def respell(value: str) -> str:
+        for wrong, right in fixes.items():
+            value = re.sub(rf"\b{re.escape(wrong)}\b", right, value, flags=re.IGNORECASE)
+        return value
+
+    embedded = respell(text)
+    own = respell(strip_meta(expand_aliases(question))) if context else None
+    vectors = encode([embedded] if own is None else [embedded, own])
     return Query(
         question=question,
         text=embedded,
-        vector=vector,
+        vector=vectors[0],
+        own_vector=None if own is None else vectors[1],
         terms=tuple(terms(text, replace=fixes)),
         focus_terms=tuple(terms(strip_meta(expand_aliases(question)), replace=fixes)),
         corrections=tuple(sorted(fixes.items())),

@@ -105,6 +105,14 @@ def test_a_followup_is_resolved_from_the_earlier_turn(real_assistant):
 
 
 @pytest.mark.slow
+def test_a_followup_is_answered_with_what_is_new_in_it(real_assistant):
+    # Embedded with its context alone, "where" was answered with the start date again.
+    answer = real_assistant.ask("Where were they held, and who took part?",
+                                ["When did the armistice talks begin?"])  # fmt: skip
+    assert not answer.abstained and "Kaesong" in answer.answer.split("[1]")[0]
+
+
+@pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="known defect: the passage holds 'The North, under Kim Il-sung', "
                    "but 'South Korea, led by Syngman Rhee' is quoted first (README, 'What still fails')")
 def test_who_led_north_korea_is_answered_with_kim_il_sung(real_assistant):

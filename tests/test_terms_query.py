@@ -159,8 +159,10 @@ def test_the_query_for_a_followup_includes_the_earlier_turn():
     assert query.text == f"{earlier} And who led the South?"
     assert query.terms == ("led", "north", "korea", "war", "led", "south")
     assert query.focus_terms == ("led", "south")  # the question's own terms
-    assert embedder.encoded == [query.text]  # embedded once, with the context
+    # One encode call: with the context, and the question's own words alone.
+    assert embedder.encoded == [query.text, "And who led the South?"]
     assert np.isclose(np.linalg.norm(query.vector), 1.0)
+    assert np.array_equal(query.own_vector, embedder.encode(["And who led the South?"])[0])
 
 
 def test_a_standalone_question_ignores_history():
@@ -168,7 +170,8 @@ def test_a_standalone_question_ignores_history():
     question = "Which countries took part in the armistice negotiations?"
     query = make_query(question, ["Who led North Korea during the war?"], encode=embedder.encode,
                        known_stems=set(), surface_words=[])  # fmt: skip
-    assert query.followup_of is None and query.text == question
+    assert query.followup_of is None and query.text == question and query.own_vector is None
+    assert embedder.encoded == [question]
 
 
 @pytest.mark.parametrize(
