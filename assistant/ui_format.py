@@ -122,7 +122,8 @@ def find_hit(answer: Answer, citation: Citation) -> tuple[Hit | None, Hit | None
 
 
 def why_this_passage(hit: Hit | None, folded_into: Hit | None, answer: Answer) -> str:
-    """One line: dense cosine, BM25 matched terms, fused rank (Markdown-safe)."""
+    """One line: dense cosine, late-interaction match, BM25 matched terms, fused rank
+    (Markdown-safe)."""
     if hit is None:
         return "*Why this passage:* not among the retrieved passages."
     dense = "n/a" if hit.dense_score is None else f"{hit.dense_score:.3f}"
@@ -139,8 +140,9 @@ def why_this_passage(hit: Hit | None, folded_into: Hit | None, answer: Answer) -
         if folded_into is None
         else f"a near-duplicate folded into fused rank {folded_into.rank}"
     )
+    late = "" if hit.token_score is None else f" · word-piece match {hit.token_score:.3f}"
     return (
-        f"*Why this passage:* dense cosine {dense} · matched terms: "
+        f"*Why this passage:* dense cosine {dense}{late} · matched terms: "
         f"{escape_markdown(matched, one_line=True)} ({bm25}) · {rank}"
     )
 

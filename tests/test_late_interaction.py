@@ -165,3 +165,15 @@ def test_best_sentence_cosines_agree_whether_computed_for_some_chunks_or_all(tin
     assert everything.tolist() == pytest.approx(expected, abs=1e-6)
     some = [len(index.chunks) - 1, 0]  # fewer than half: the gathered path
     assert best_sentence(index, vector, some).tolist() == pytest.approx([expected[r] for r in some], abs=1e-6)
+
+
+def test_the_source_card_says_how_well_the_word_pieces_matched(tiny_seeds, token_settings):
+    from assistant.ui_format import why_this_passage
+
+    a = Assistant.load(tiny_seeds, token_settings.index_dir, settings=token_settings, embedder=TokenFakeEmbedder())
+    answer = a.ask("When was the armistice signed at Panmunjom?")
+    top = answer.retrieved[0]
+    assert f"word-piece match {top.token_score:.3f}" in why_this_passage(top, None, answer)
+    plain = Assistant.load(tiny_seeds, token_settings.index_dir.parent / "plain", settings=token_settings,
+                           embedder=FakeEmbedder()).ask("When was the armistice signed at Panmunjom?")  # fmt: skip
+    assert "word-piece" not in why_this_passage(plain.retrieved[0], None, plain)
