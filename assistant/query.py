@@ -98,8 +98,9 @@ def make_query(
             value = re.sub(rf"\b{re.escape(wrong)}\b", right, value, flags=re.IGNORECASE)
         return value
 
+    own_words = strip_meta(expand_aliases(question))
     embedded = respell(text)
-    own = respell(strip_meta(expand_aliases(question))) if context else None
+    own = respell(own_words) if context else None
     vectors = encode([embedded] if own is None else [embedded, own])
     return Query(
         question=question,
@@ -107,7 +108,7 @@ def make_query(
         vector=vectors[0],
         own_vector=None if own is None else vectors[1],
         terms=tuple(terms(text, replace=fixes)),
-        focus_terms=tuple(terms(strip_meta(expand_aliases(question)), replace=fixes)),
+        focus_terms=tuple(terms(own_words, replace=fixes)),
         corrections=tuple(sorted(fixes.items())),
         followup_of=context,
         aliased_terms=tuple(terms(" ".join(aliased(text)))),

@@ -98,9 +98,8 @@ def late_interaction(index: Index, tokens, rows) -> np.ndarray:
     (contextual vectors from the same model pass as the pooled vectors, projected
     on the index's token basis); the chunk's score is their mean weighted by the
     word piece's IDF over chunks, so "the" and "?" barely count and a rare name
-    counts most. It rewards a
-    passage that matches every part of the question somewhere, which one pooled
-    vector per chunk blurs.
+    counts most. It rewards a passage that matches every part of the question
+    somewhere, which one pooled vector per chunk blurs.
     """
     ids, vectors = tokens
     scores = np.zeros(len(rows), dtype=np.float32)
