@@ -198,14 +198,20 @@ def build_index(
         else {}
     )
     # Token vectors: an update keeps the previous build's basis and reuses its
-    # projected vectors by text hash, as a trained FAISS index keeps its training.
+    # projected vectors by text hash, as a trained FAISS index keeps its training;
+    # unless that basis is narrower than asked (fitted on fewer word pieces than
+    # dimensions) or under half of the chunks are still there: then all is refitted.
     token_cache, basis = None, None
     if hasattr(embedder, "encode_with_tokens"):
         token_cache = {}
-        if cache_ok and previous.has_tokens and previous.manifest.get("token_dims") == settings.token_dims:
-            basis = previous.token_basis
-            token_cache = {text_hash(c.indexed_text): previous.chunk_tokens(i)
-                           for i, c in enumerate(previous.chunks)}  # fmt: skip
+        width = min(settings.token_dims, embedder.dimension)
+        if (cache_ok and previous.has_tokens and previous.manifest.get("token_dims") == settings.token_dims
+                and previous.token_basis.shape[1] == width):  # fmt: skip
+            old = {text_hash(c.indexed_text): i for i, c in enumerate(previous.chunks)}
+            kept = [old[h] for h in (text_hash(c.indexed_text) for c in chunks) if h in old]
+            if 2 * len(kept) >= len(chunks):
+                basis = previous.token_basis
+                token_cache = {text_hash(previous.chunks[i].indexed_text): previous.chunk_tokens(i) for i in kept}
     reused_tokens = set(token_cache or ())
     chunk_vectors, embedded, chunk_tokens = _embed_with_cache(
         [c.indexed_text for c in chunks], chunk_cache, embedder, progress, "chunks",

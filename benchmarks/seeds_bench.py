@@ -155,9 +155,10 @@ def library_ask(bench, assistant, qs: list[str]) -> dict:
         for q in qs:
             parts["ask"] += time_calls(lambda: assistant.ask(q), 1)
             parts["analysis"] += time_calls(lambda: query_of(q, no_vector), 1)
-            encoded = []
-            parts["encode"] += time_calls(lambda: encoded.append(embedder.encode_queries_with_tokens([q])), 1)
-            query = replace(query_of(q, no_vector), vector=encoded[0][0][0], tokens=encoded[0][1][0])
+            encoded, analysed = [], query_of(q, no_vector)  # what ask embeds: spelling fixed, aliases
+            parts["encode"] += time_calls(
+                lambda: encoded.append(embedder.encode_queries_with_tokens([analysed.text])), 1)
+            query = replace(analysed, vector=encoded[0][0][0], tokens=encoded[0][1][0])
             hits = []
             parts["retrieve"] += time_calls(lambda: hits.append(retrieve(
                 state.index, query, mode=settings.mode, k=settings.top_k, settings=settings)), 1)  # fmt: skip

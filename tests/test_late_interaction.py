@@ -177,3 +177,46 @@ def test_the_source_card_says_how_well_the_word_pieces_matched(tiny_seeds, token
     plain = Assistant.load(tiny_seeds, token_settings.index_dir.parent / "plain", settings=token_settings,
                            embedder=FakeEmbedder()).ask("When was the armistice signed at Panmunjom?")  # fmt: skip
     assert "word-piece" not in why_this_passage(plain.retrieved[0], None, plain)
+
+
+def test_a_basis_fitted_on_too_few_word_pieces_is_refitted_when_the_corpus_grows(tmp_path, token_settings):
+    seeds = tmp_path / "grow"
+    seeds.mkdir()
+    (seeds / "one.txt").write_text("Talks began.\n", encoding="utf-8")
+    settings = token_settings.with_(token_dims=8, seeds_dir=seeds, index_dir=tmp_path / "grow-index")
+    a = Assistant.load(seeds, settings.index_dir, settings=settings, embedder=TokenFakeEmbedder())
+    assert a.index.token_basis.shape[1] < 8  # two word pieces cannot span eight axes
+    from conftest import TINY_DOCS
+
+    for name, text in TINY_DOCS.items():
+        (seeds / name).write_text(text, encoding="utf-8")
+    a.refresh()
+    assert a.index.token_basis.shape == (FakeEmbedder.dimension, 8)
+
+
+def test_a_corpus_mostly_replaced_gets_a_new_basis(tiny_seeds, token_settings):
+    a = Assistant.load(tiny_seeds, token_settings.index_dir, settings=token_settings, embedder=TokenFakeEmbedder())
+    before = a.index.token_basis.copy()
+    for path in tiny_seeds.iterdir():
+        path.unlink()
+    (tiny_seeds / "new.txt").write_text(
+        "Summits\n\nLeaders met at the border in 2018 and signed a declaration on peace and family "
+        "reunions. Economic projects were planned and a liaison office opened near the border.\n",
+        encoding="utf-8",
+    )
+    a.refresh()
+    fresh, _ = build_index(list(a._state.documents.values()), TokenFakeEmbedder(), token_settings)
+    assert np.array_equal(a.index.token_basis, fresh.token_basis)
+    assert not np.array_equal(a.index.token_basis, before)
+
+
+@pytest.mark.slow
+def test_the_word_check_does_not_wait_for_a_build_holding_the_model(real_assistant):
+    import threading
+
+    embedder, found = real_assistant.embedder, []
+    with embedder._lock:  # what a build holds while it embeds a batch of documents
+        worker = threading.Thread(target=lambda: found.append(embedder.is_word("table")))
+        worker.start()
+        worker.join(timeout=10)
+    assert found == [True]
