@@ -105,13 +105,17 @@ class SentenceTransformerEmbedder:
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            from tokenizers import Tokenizer
-
-            tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
-            tokenizer.no_padding()
-            tokenizer.no_truncation()
-            self._tokenizer = tokenizer
+            self._tokenizer = self._new_tokenizer()
         return self._tokenizer
+
+    def _new_tokenizer(self):
+        """The model's tokenizer, whole texts: no padding, no truncation."""
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
+        return tokenizer
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -129,11 +133,7 @@ class SentenceTransformerEmbedder:
         for a build holding the model's lock for a batch of documents."""
         with self._word_lock:
             if self._word_tokenizer is None:
-                from tokenizers import Tokenizer
-
-                self._word_tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
-                self._word_tokenizer.no_padding()
-                self._word_tokenizer.no_truncation()
+                self._word_tokenizer = self._new_tokenizer()
             pieces = self._word_tokenizer.encode(word.lower(), add_special_tokens=False).tokens
         return len(pieces) == 1 or (
             len(pieces) == 2 and len(pieces[0]) >= 3 and pieces[1] in _ENDINGS

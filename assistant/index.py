@@ -201,6 +201,7 @@ def build_index(
     # projected vectors by text hash, as a trained FAISS index keeps its training;
     # unless that basis is narrower than asked (fitted on fewer word pieces than
     # dimensions) or under half of the chunks are still there: then all is refitted.
+    hashes = [text_hash(c.indexed_text) for c in chunks]
     token_cache, basis = None, None
     if hasattr(embedder, "encode_with_tokens"):
         token_cache = {}
@@ -208,17 +209,17 @@ def build_index(
         if (cache_ok and previous.has_tokens and previous.manifest.get("token_dims") == settings.token_dims
                 and previous.token_basis.shape[1] == width):  # fmt: skip
             old = {text_hash(c.indexed_text): i for i, c in enumerate(previous.chunks)}
-            kept = [old[h] for h in (text_hash(c.indexed_text) for c in chunks) if h in old]
+            kept = {h: old[h] for h in hashes if h in old}
             if 2 * len(kept) >= len(chunks):
                 basis = previous.token_basis
-                token_cache = {text_hash(previous.chunks[i].indexed_text): previous.chunk_tokens(i) for i in kept}
+                token_cache = {h: previous.chunk_tokens(i) for h, i in kept.items()}
     reused_tokens = set(token_cache or ())
     chunk_vectors, embedded, chunk_tokens = _embed_with_cache(
         [c.indexed_text for c in chunks], chunk_cache, embedder, progress, "chunks",
         token_cache=token_cache,
     )
     if chunk_tokens is not None:
-        fresh = [i for i, c in enumerate(chunks) if text_hash(c.indexed_text) not in reused_tokens]
+        fresh = [i for i, h in enumerate(hashes) if h not in reused_tokens]
         if basis is None:
             basis = fit_token_basis([chunk_tokens[i][1] for i in fresh], embedder.dimension, settings.token_dims)
         for i in fresh:

@@ -62,7 +62,8 @@ def correct_terms(
     Only words of five letters or more whose stem the corpus does not know, and that
     `is_word` (the model's vocabulary) does not know as English, are considered:
     without that check "table" became "stable", "landing" "leading" and "northern"
-    "another" in 64 of the question set's 281 questions. Only a close match (rapidfuzz's ratio >= 0.8: 2 x longest common
+    "another" in 64 of the question set's 281 questions. Only a close match
+    (rapidfuzz's ratio >= 0.8: 2 x longest common
     subsequence / total length) is taken; on a tie the word that sorts last wins, as
     difflib.get_close_matches picks. It replaced difflib (1.2 -> 0.05 ms a question)
     and gave the same fixes on the question set and 1,477 random one-edit typos.
