@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .answer_types import entity_coverage, expected_type, matches_type
+from .answer_types import entity_coverage, expected_type, matches_type, mentions, question_entities
 from .index import Index
 from .query import Query
 from .retrieval import Hit
@@ -37,6 +37,7 @@ DEFAULT_WEIGHTS = {
     "unknown_terms": -4.0,
     "answer_type": 2.0,
     "entity_coverage": 2.0,
+    "entity_gap": -4.0,
 }
 
 
@@ -102,13 +103,42 @@ def citation_id(doc: str, start: int, end: int, quote: str) -> str:
 
 def idf_weights(index: Index, query_terms) -> dict[str, float]:
     """BM25-style idf per query term; a term the corpus lacks gets the largest idf."""
-    n = max(len(index.chunks), 1)
-    out = {}
-    for t in query_terms:
-        column = index.vocabulary.get(t)
-        df = index.document_frequency(column) if column is not None else 0
-        out[t] = math.log(1 + (n - df + 0.5) / (df + 0.5))
-    return out
+    return {t: term_idf(index, t) for t in query_terms}
+
+
+def term_idf(index: Index, term: str) -> float:
+    column = index.vocabulary.get(term)
+    return _idf(len(index.chunks), index.document_frequency(column) if column is not None else 0)
+
+
+def _idf(n: int, df: int) -> float:
+    n = max(n, 1)
+    return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+
+def entity_gap(index: Index, question: str, statement: str, corrections: dict[str, str]) -> float:
+    """How rare the rarest name of a factoid question is that the answer statement leaves out.
+
+    For a question wanting a date, number, place or person: the largest idf among
+    the question's names (capitalised words, numbers) the statement does not
+    mention, over the idf of a word the documents lack, so in [0, 1]; 0 when the
+    question has no such type or the statement names them all. A date answering
+    "When did Chinese troops enter the war?" from a sentence about the North's
+    invasion is a date about something else. Names found in most passages
+    ("Korea", "North") weigh little: a statement may leave them implied.
+    """
+    if expected_type(question) is None:
+        return 0.0
+    haystack = statement.lower()
+    unseen = _idf(len(index.chunks), 0)  # the idf of a word no passage holds
+    gap = 0.0
+    for entity in question_entities(question):
+        if mentions(haystack, entity, corrections):
+            continue
+        stems = terms(entity)
+        rarity = max((term_idf(index, t) for t in stems), default=unseen)
+        gap = max(gap, rarity / unseen)
+    return gap
 
 
 def coverage(query_terms, focus_terms, text_terms: set[str], idf: dict[str, float]) -> float:
@@ -304,6 +334,7 @@ def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf) 
         "answer_type": float(matches_type(statement, expected_type(query.question), query.text)),
         "entity_coverage": round(entity_coverage(
             query.question, " ".join(h.chunk.text for h in hits[:3]), dict(query.corrections)), 4),
+        "entity_gap": round(entity_gap(index, query.question, statement, dict(query.corrections)), 4),
     }
 
 

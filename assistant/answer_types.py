@@ -140,17 +140,19 @@ def entity_coverage(question: str, text: str, corrections: dict[str, str] | None
     A question about something the passages never name ("the Six-Party Talks")
     is likely one the documents do not answer. Aliases and spelling fixes count.
     """
-    from .aliases import ACRONYMS, NAMES
-
     entities = question_entities(question)
     if not entities:
         return 1.0
     haystack = text.lower()
+    return sum(mentions(haystack, entity, corrections) for entity in entities) / len(entities)
+
+
+def mentions(haystack: str, entity: str, corrections: dict[str, str] | None = None) -> bool:
+    """Whether lower-cased text names the entity, by itself, its alias or its spelling fix."""
+    from .aliases import ACRONYMS, NAMES
+
     corrections = corrections or {}
-    found = 0
-    for entity in entities:
-        names = {entity, corrections.get(entity.lower(), entity)}
-        names |= {NAMES.get(entity.lower(), entity), ACRONYMS.get(entity, entity)}
-        names |= {n.rstrip("s") for n in names if n.endswith("s") and len(n) > 3}
-        found += any(n.lower().split()[0] in haystack for n in names if n.strip())
-    return found / len(entities)
+    names = {entity, corrections.get(entity.lower(), entity)}
+    names |= {NAMES.get(entity.lower(), entity), ACRONYMS.get(entity, entity)}
+    names |= {n.rstrip("s") for n in names if n.endswith("s") and len(n) > 3}
+    return any(n.lower().split()[0] in haystack for n in names if n.strip())

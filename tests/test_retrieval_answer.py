@@ -13,7 +13,8 @@ import re
 import pytest
 
 from assistant import Assistant
-from assistant.answer import DEFAULT_WEIGHTS, NOT_IN_DOCUMENTS, citation_id, confidence_from
+from assistant.answer import (DEFAULT_WEIGHTS, NOT_IN_DOCUMENTS, citation_id, confidence_from,
+                              entity_gap, term_idf)
 from assistant.answer_types import expected_type, matches_type
 from assistant.config import Settings
 from assistant.retrieval import fuse_rankings
@@ -171,6 +172,29 @@ def test_answered_features_are_in_range(tiny):
     assert set(answer.features) == set(DEFAULT_WEIGHTS) - {"bias"}
     assert all(-1.0 <= v <= 1.0 for v in answer.features.values())
     assert 0.0 <= answer.confidence <= 1.0
+
+
+def test_entity_gap_is_the_rarest_name_the_statement_leaves_out(tiny):
+    index = tiny.index
+    n = len(index.chunks)
+    unseen = math.log(1 + (n + 0.5) / 0.5)
+    kaesong_df = sum("kaesong" in chunk.text.lower() for chunk in index.chunks)
+    assert kaesong_df >= 1  # hand-worked idf of a name some passages hold
+    assert term_idf(index, "kaesong") == pytest.approx(
+        math.log(1 + (n - kaesong_df + 0.5) / (kaesong_df + 0.5)))
+    signing = "The armistice was signed at Panmunjom on July 27, 1953."
+    # A date from a sentence about something else: the missing name decides.
+    assert entity_gap(index, "When did the talks move from Kaesong to Panmunjom?", signing, {}) \
+        == pytest.approx(term_idf(index, "kaesong") / unseen)
+    # A name no passage holds is as rare as can be.
+    assert entity_gap(index, "When did Chinese troops enter the war?", signing, {}) == 1.0
+    # Every name in the statement, no expected type, or no names: no gap.
+    assert entity_gap(index, "When was the armistice signed at Panmunjom?", signing, {}) == 0.0
+    assert entity_gap(index, "Why did Chinese troops enter the war?", signing, {}) == 0.0
+    assert entity_gap(index, "When was the armistice signed?", signing, {}) == 0.0
+    # A spelling fix counts as the name it fixes.
+    assert entity_gap(index, "When was it signed at Panmunjon?", signing,
+                      {"panmunjon": "panmunjom"}) == 0.0  # fmt: skip
 
 
 # ---- answer types -----------------------------------------------------------------
