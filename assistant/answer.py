@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .answer_types import entity_coverage, expected_type, matches_type, mentions, question_entities
+from .answer_types import (entity_coverage, expected_type, matches_type, mentions, question_entities,
+                           recase)
 from .index import Index
 from .query import Query
 from .retrieval import Hit
@@ -318,6 +319,7 @@ def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf) 
     """The signals the confidence combines, each roughly in [0, 1]."""
     row, hit, _, cosine, rows = best
     statement = " ".join(index.sentences[r][1].text for r in rows)
+    question = recase(query.question, index.proper_names)
     passage_terms = index.chunk_terms(hit.row)
     # A word the documents call otherwise ("Pyongyang") is not unknown to them.
     unknown = [t for t in set(query.terms) if t not in index.vocabulary and t not in query.aliased_terms]
@@ -333,8 +335,8 @@ def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf) 
         "unknown_terms": round(sum(idf[t] for t in unknown) / total_idf, 4),
         "answer_type": float(matches_type(statement, expected_type(query.question), query.text)),
         "entity_coverage": round(entity_coverage(
-            query.question, " ".join(h.chunk.text for h in hits[:3]), dict(query.corrections)), 4),
-        "entity_gap": round(entity_gap(index, query.question, statement, dict(query.corrections)), 4),
+            question, " ".join(h.chunk.text for h in hits[:3]), dict(query.corrections)), 4),
+        "entity_gap": round(entity_gap(index, question, statement, dict(query.corrections)), 4),
     }
 
 

@@ -134,6 +134,19 @@ def question_entities(question: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def recase(question: str, names: frozenset[str]) -> str:
+    """A question typed all in lower case with the documents' names capitalised
+    ("when did talks move to panmunjom" -> "... Panmunjom"), so its entities are found."""
+    if any(ch.isupper() for ch in question):
+        return question
+
+    def restore(m: re.Match) -> str:
+        word = m.group()
+        return word.capitalize() if re.sub(r"['’]s$", "", word) in names else word
+
+    return re.sub(r"[a-z][\w'’-]*", restore, question)
+
+
 def entity_coverage(question: str, text: str, corrections: dict[str, str] | None = None) -> float:
     """Share of the question's entities the text mentions (1.0 when it names none).
 

@@ -41,6 +41,8 @@ from .embedding import Embedder, TokenVectors
 from .errors import IndexLoadError
 from .terms import terms
 
+_WORD = re.compile(r"[A-Za-z][\w'’-]*")
+
 FORMAT_VERSION = 5  # 4: token vectors for late interaction; 5: only their projection kept
 _VERSION_NAME = re.compile(r"v-[0-9a-f]{16}-[0-9a-f]{8}")
 Progress = Callable[[str, int, int], None]
@@ -72,6 +74,7 @@ class Index:
     _chunk_sentence_flat: tuple | None = field(default=None, repr=False)
     _chunk_terms: dict = field(default_factory=dict, repr=False)
     _sentence_terms: dict = field(default_factory=dict, repr=False)
+    _proper_names: frozenset | None = field(default=None, repr=False)
 
     @property
     def vocabulary(self) -> dict[str, int]:
@@ -79,6 +82,21 @@ class Index:
         if self._vocabulary is None:
             self._vocabulary = {t: i for t, i in self.bm25.vocab_dict.items() if t}
         return self._vocabulary
+
+    @property
+    def proper_names(self) -> frozenset[str]:
+        """Lower-cased words the sentences write capitalised, and never in lower case,
+        past their first word ("kaesong", "korea"): names, for reading a question typed
+        in lower case."""
+        if self._proper_names is None:
+            upper: dict[str, int] = {}
+            lower: dict[str, int] = {}
+            for _, sentence in self.sentences:
+                for word in _WORD.findall(sentence.text)[1:]:
+                    counts = upper if word[0].isupper() else lower
+                    counts[word.lower()] = counts.get(word.lower(), 0) + 1
+            self._proper_names = frozenset(w for w in upper if w not in lower)
+        return self._proper_names
 
     @property
     def sentence_chunks(self) -> list[list[int]]:

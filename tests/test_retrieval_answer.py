@@ -15,7 +15,7 @@ import pytest
 from assistant import Assistant
 from assistant.answer import (DEFAULT_WEIGHTS, NOT_IN_DOCUMENTS, citation_id, confidence_from,
                               entity_gap, term_idf)
-from assistant.answer_types import expected_type, matches_type
+from assistant.answer_types import expected_type, matches_type, recase
 from assistant.config import Settings
 from assistant.retrieval import fuse_rankings
 
@@ -195,6 +195,17 @@ def test_entity_gap_is_the_rarest_name_the_statement_leaves_out(tiny):
     # A spelling fix counts as the name it fixes.
     assert entity_gap(index, "When was it signed at Panmunjon?", signing,
                       {"panmunjon": "panmunjom"}) == 0.0  # fmt: skip
+
+
+def test_a_lower_case_question_gets_the_documents_names_back(tiny):
+    names = tiny.index.proper_names
+    assert {"kaesong", "panmunjom", "april"} <= names
+    assert "armistice" not in names and "talks" not in names  # also written in lower case
+    question = recase("when did the talks move from kaesong to panmunjom?", names)
+    assert question == "when did the talks move from Kaesong to Panmunjom?"
+    assert recase("When did talks move from kaesong?", names) == "When did talks move from kaesong?"
+    signing = "The armistice was signed at Panmunjom on July 27, 1953."
+    assert entity_gap(tiny.index, question, signing, {}) > 0.0
 
 
 # ---- answer types -----------------------------------------------------------------
