@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .answer_types import (entity_coverage, expected_type, matches_type, mentions, question_entities,
-                           recase)
+from .answer_types import (entity_coverage, expected_type, matches_type, mentions, name_forms,
+                           question_entities, recase)
 from .index import Index
 from .query import Query
 from .retrieval import Hit
@@ -118,15 +118,17 @@ def _idf(n: int, df: int) -> float:
 
 
 def entity_gap(index: Index, question: str, statement: str, corrections: dict[str, str]) -> float:
-    """How rare the rarest name of a factoid question is that the answer statement leaves out.
+    """How rare the rarest name of a typed question is that the answer statement leaves out.
 
-    For a question wanting a date, number, place or person: the largest idf among
-    the question's names (capitalised words, numbers) the statement does not
-    mention, over the idf of a word the documents lack, so in [0, 1]; 0 when the
-    question has no such type or the statement names them all. A date answering
-    "When did Chinese troops enter the war?" from a sentence about the North's
-    invasion is a date about something else. Names found in most passages
-    ("Korea", "North") weigh little: a statement may leave them implied.
+    For a question with an expected answer type (a date, number, place, person, or
+    agent: "who", "which country"): the largest idf among the question's names
+    (capitalised words, numbers) that the statement does not mention, over the idf of
+    a word the documents lack, so in [0, 1]; 0 when the question has no such type or
+    the statement names them all. A name is as rare as its commonest form in the
+    documents ("Beijing" counts as "China"). A date answering "When did Chinese troops
+    enter the war?" from a sentence about the North's invasion is a date about
+    something else. Names found in most passages ("Korea", "North") weigh little: a
+    statement may leave them implied.
     """
     if expected_type(question) is None:
         return 0.0
@@ -136,9 +138,9 @@ def entity_gap(index: Index, question: str, statement: str, corrections: dict[st
     for entity in question_entities(question):
         if mentions(haystack, entity, corrections):
             continue
-        stems = terms(entity)
-        rarity = max((term_idf(index, t) for t in stems), default=unseen)
-        gap = max(gap, rarity / unseen)
+        rarities = [max(term_idf(index, t) for t in stems)
+                    for stems in (terms(form) for form in name_forms(entity, corrections)) if stems]
+        gap = max(gap, min(rarities, default=unseen) / unseen)
     return gap
 
 
@@ -319,7 +321,7 @@ def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf) 
     """The signals the confidence combines, each roughly in [0, 1]."""
     row, hit, _, cosine, rows = best
     statement = " ".join(index.sentences[r][1].text for r in rows)
-    question = recase(query.question, index.proper_names)
+    question = recase(query.question, index.proper_names, dict(query.corrections))
     passage_terms = index.chunk_terms(hit.row)
     # A word the documents call otherwise ("Pyongyang") is not unknown to them.
     unknown = [t for t in set(query.terms) if t not in index.vocabulary and t not in query.aliased_terms]

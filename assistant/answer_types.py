@@ -117,34 +117,39 @@ def matches_type(sentence: str, answer_type: str | None, question: str = "") -> 
 
 
 _ENTITY = re.compile(r"\b[A-Z][\w'’-]*[\w]|\b\d{2,4}s?\b")
+_WORD = re.compile(r"(?<![\w'’-])[^\W\d_][\w'’-]*")  # a word, letters first (any script)
 
 
 def question_entities(question: str) -> list[str]:
     """Names, acronyms and numbers in a question: capitalised words past the first
     word, and numbers ("Vietnam", "Six-Party", "2019"), possessives dropped."""
-    from .terms import STOPWORDS
+    from .terms import STOPWORDS, drop_possessive
 
     found = []
     for m in _ENTITY.finditer(question):
-        word = m.group()
-        word = re.sub(r"['’]s$", "", word)  # "Washington's" names Washington
+        word = drop_possessive(m.group())  # "Washington's" names Washington
         if m.start() == len(question) - len(question.lstrip()) or word.lower() in STOPWORDS:
             continue
         found.append(word)
     return list(dict.fromkeys(found))
 
 
-def recase(question: str, names: frozenset[str]) -> str:
-    """A question typed all in lower case with the documents' names capitalised
-    ("when did talks move to panmunjom" -> "... Panmunjom"), so its entities are found."""
-    if any(ch.isupper() for ch in question):
+def recase(question: str, names: dict[str, str], corrections: dict[str, str] | None = None) -> str:
+    """A question with no capital past its first letter, with the documents' names
+    written as the documents write them ("when did talks move to panmunjom" -> "...
+    Panmunjom", "dmz" -> "DMZ"), so its entities are found. `names` maps a lower-cased
+    name to that form (Index.proper_names); a spelling fix is read first."""
+    from .terms import drop_possessive
+
+    if any(ch.isupper() for ch in question[1:]):
         return question
+    corrections = corrections or {}
 
     def restore(m: re.Match) -> str:
-        word = m.group()
-        return word.capitalize() if re.sub(r"['’]s$", "", word) in names else word
+        word = drop_possessive(m.group()).lower()
+        return names.get(corrections.get(word, word), m.group())
 
-    return re.sub(r"[a-z][\w'’-]*", restore, question)
+    return _WORD.sub(restore, question)
 
 
 def entity_coverage(question: str, text: str, corrections: dict[str, str] | None = None) -> float:
@@ -160,12 +165,21 @@ def entity_coverage(question: str, text: str, corrections: dict[str, str] | None
     return sum(mentions(haystack, entity, corrections) for entity in entities) / len(entities)
 
 
-def mentions(haystack: str, entity: str, corrections: dict[str, str] | None = None) -> bool:
-    """Whether lower-cased text names the entity, by itself, its alias or its spelling fix."""
+def name_forms(entity: str, corrections: dict[str, str] | None = None) -> set[str]:
+    """The entity as written, as spell-fixed and as the documents call it ("Beijing" ->
+    "China"), each also without a plural "s"."""
     from .aliases import ACRONYMS, NAMES
 
     corrections = corrections or {}
     names = {entity, corrections.get(entity.lower(), entity)}
     names |= {NAMES.get(entity.lower(), entity), ACRONYMS.get(entity, entity)}
     names |= {n.rstrip("s") for n in names if n.endswith("s") and len(n) > 3}
-    return any(n.lower().split()[0] in haystack for n in names if n.strip())
+    return {n for n in names if n.strip()}
+
+
+def mentions(haystack: str, entity: str, corrections: dict[str, str] | None = None) -> bool:
+    """Whether lower-cased text names the entity in one of its forms. Only each form's
+    first word is looked for, at the start of a word ("korea" finds "Korean", "il"
+    does not find "military")."""
+    return any(re.search(r"(?<!\w)" + re.escape(n.lower().split()[0]), haystack)
+               for n in name_forms(entity, corrections))

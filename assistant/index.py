@@ -28,6 +28,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,9 +40,9 @@ from .chunking import Chunk, Sentence, chunk_document, text_hash
 from .documents import Document
 from .embedding import Embedder, TokenVectors
 from .errors import IndexLoadError
-from .terms import terms
+from .terms import drop_possessive, terms
 
-_WORD = re.compile(r"[A-Za-z][\w'’-]*")
+_CASED_WORD = re.compile(r"(?<![\w'’-])[^\W\d_][\w'’-]*")  # letters first, any script
 
 FORMAT_VERSION = 5  # 4: token vectors for late interaction; 5: only their projection kept
 _VERSION_NAME = re.compile(r"v-[0-9a-f]{16}-[0-9a-f]{8}")
@@ -74,7 +75,7 @@ class Index:
     _chunk_sentence_flat: tuple | None = field(default=None, repr=False)
     _chunk_terms: dict = field(default_factory=dict, repr=False)
     _sentence_terms: dict = field(default_factory=dict, repr=False)
-    _proper_names: frozenset | None = field(default=None, repr=False)
+    _proper_names: dict | None = field(default=None, repr=False)
 
     @property
     def vocabulary(self) -> dict[str, int]:
@@ -84,18 +85,24 @@ class Index:
         return self._vocabulary
 
     @property
-    def proper_names(self) -> frozenset[str]:
-        """Lower-cased words the sentences write capitalised, and never in lower case,
-        past their first word ("kaesong", "korea"): names, for reading a question typed
-        in lower case."""
+    def proper_names(self) -> dict[str, str]:
+        """Lower-cased name -> how the sentences write it ("kaesong" -> "Kaesong", "dmz"
+        -> "DMZ"): words past a sentence's first that are always capitalised, never in
+        lower case. For reading a question typed in lower case."""
         if self._proper_names is None:
-            upper: dict[str, int] = {}
-            lower: dict[str, int] = {}
+            forms: dict[str, Counter] = {}
+            lower: set[str] = set()
             for _, sentence in self.sentences:
-                for word in _WORD.findall(sentence.text)[1:]:
-                    counts = upper if word[0].isupper() else lower
-                    counts[word.lower()] = counts.get(word.lower(), 0) + 1
-            self._proper_names = frozenset(w for w in upper if w not in lower)
+                for word in _CASED_WORD.findall(sentence.text)[1:]:
+                    word = drop_possessive(word).rstrip("-'’")
+                    if len(word) < 2:
+                        continue
+                    if word[0].isupper():
+                        forms.setdefault(word.lower(), Counter())[word] += 1
+                    else:
+                        lower.add(word.lower())
+            self._proper_names = {key: seen.most_common(1)[0][0] for key, seen in forms.items()
+                                  if key not in lower}  # fmt: skip
         return self._proper_names
 
     @property

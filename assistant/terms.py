@@ -15,6 +15,7 @@ import Stemmer
 from rapidfuzz import fuzz, process
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
+_POSSESSIVE = re.compile(r"['’]s$")
 _STEMMER = Stemmer.Stemmer("english")
 
 STOPWORDS = frozenset(
@@ -33,11 +34,12 @@ STOPWORDS = frozenset(
 
 def words(text: str) -> list[str]:
     """Lower-cased word tokens, possessives dropped."""
-    out = []
-    for w in _WORD.findall(text.lower()):
-        w = re.sub(r"['’]s$", "", w).replace("’", "'")
-        out.append(w)
-    return out
+    return [drop_possessive(w).replace("’", "'") for w in _WORD.findall(text.lower())]
+
+
+def drop_possessive(word: str) -> str:
+    """ "Washington's" -> "Washington": the name without its possessive ending."""
+    return _POSSESSIVE.sub("", word)
 
 
 @lru_cache(maxsize=65536)

@@ -15,7 +15,7 @@ import pytest
 from assistant import Assistant
 from assistant.answer import (DEFAULT_WEIGHTS, NOT_IN_DOCUMENTS, citation_id, confidence_from,
                               entity_gap, term_idf)
-from assistant.answer_types import expected_type, matches_type, recase
+from assistant.answer_types import expected_type, matches_type, mentions, recase
 from assistant.config import Settings
 from assistant.retrieval import fuse_rankings
 
@@ -171,6 +171,7 @@ def test_answered_features_are_in_range(tiny):
     answer = tiny.ask(SIGNED)
     assert set(answer.features) == set(DEFAULT_WEIGHTS) - {"bias"}
     assert all(-1.0 <= v <= 1.0 for v in answer.features.values())
+    assert 0.0 <= answer.features["entity_gap"] <= 1.0
     assert 0.0 <= answer.confidence <= 1.0
 
 
@@ -179,33 +180,65 @@ def test_entity_gap_is_the_rarest_name_the_statement_leaves_out(tiny):
     n = len(index.chunks)
     unseen = math.log(1 + (n + 0.5) / 0.5)
     kaesong_df = sum("kaesong" in chunk.text.lower() for chunk in index.chunks)
-    assert kaesong_df >= 1  # hand-worked idf of a name some passages hold
-    assert term_idf(index, "kaesong") == pytest.approx(
-        math.log(1 + (n - kaesong_df + 0.5) / (kaesong_df + 0.5)))
+    assert 1 <= kaesong_df < n  # hand-worked idf of a name some passages hold
+    kaesong = math.log(1 + (n - kaesong_df + 0.5) / (kaesong_df + 0.5))
+    assert term_idf(index, "kaesong") == pytest.approx(kaesong)
     signing = "The armistice was signed at Panmunjom on July 27, 1953."
     # A date from a sentence about something else: the missing name decides.
     assert entity_gap(index, "When did the talks move from Kaesong to Panmunjom?", signing, {}) \
-        == pytest.approx(term_idf(index, "kaesong") / unseen)
-    # A name no passage holds is as rare as can be.
-    assert entity_gap(index, "When did Chinese troops enter the war?", signing, {}) == 1.0
+        == pytest.approx(kaesong / unseen)
+    # A name no passage holds, in any form, is as rare as can be.
+    assert entity_gap(index, "When did Vietnamese troops enter the war?", signing, {}) == 1.0
     # Every name in the statement, no expected type, or no names: no gap.
     assert entity_gap(index, "When was the armistice signed at Panmunjom?", signing, {}) == 0.0
-    assert entity_gap(index, "Why did Chinese troops enter the war?", signing, {}) == 0.0
+    assert entity_gap(index, "Why did Vietnamese troops enter the war?", signing, {}) == 0.0
     assert entity_gap(index, "When was the armistice signed?", signing, {}) == 0.0
-    # A spelling fix counts as the name it fixes.
-    assert entity_gap(index, "When was it signed at Panmunjon?", signing,
-                      {"panmunjon": "panmunjom"}) == 0.0  # fmt: skip
+    # "Who" asks for an agent, which has a type too.
+    assert entity_gap(index, "Who met at Kaesong?", signing, {}) == pytest.approx(kaesong / unseen)
+
+
+def test_entity_gap_reads_a_name_in_the_form_the_documents_use(tiny):
+    index = tiny.index
+    signing = "The armistice was signed at Panmunjom on July 27, 1953."
+    talks = "Talks began in July 1951."
+    # A spelling fix counts as the name it fixes, present or missing.
+    fixes = {"panmunjon": "panmunjom", "kaesnog": "kaesong"}
+    assert entity_gap(index, "When was it signed at Panmunjon?", signing, fixes) == 0.0
+    assert entity_gap(index, "When did talks leave Kaesnog?", talks, fixes) \
+        == entity_gap(index, "When did talks leave Kaesong?", talks, {}) > 0.0
+    # An alias is as rare as the name the documents use: "Pyongyang" is North Korea.
+    assert entity_gap(index, "When did Pyongyang sign?", talks, {}) \
+        == entity_gap(index, "When did North Korea sign?", talks, {})
+
+
+def test_mentions_matches_a_name_at_the_start_of_a_word():
+    assert mentions("the korean war", "Korea")
+    assert not mentions("military talks", "Il")  # not inside another word
+    assert mentions("the demilitarized zone", "DMZ")  # by the acronym's expansion
+    assert mentions("china intervened", "Beijing")  # by its alias
+    assert not mentions("the talks at kaesong", "Panmunjom")
 
 
 def test_a_lower_case_question_gets_the_documents_names_back(tiny):
     names = tiny.index.proper_names
-    assert {"kaesong", "panmunjom", "april"} <= names
+    assert names["kaesong"] == "Kaesong" and names["april"] == "April"
     assert "armistice" not in names and "talks" not in names  # also written in lower case
     question = recase("when did the talks move from kaesong to panmunjom?", names)
     assert question == "when did the talks move from Kaesong to Panmunjom?"
-    assert recase("When did talks move from kaesong?", names) == "When did talks move from kaesong?"
-    signing = "The armistice was signed at Panmunjom on July 27, 1953."
-    assert entity_gap(tiny.index, question, signing, {}) > 0.0
+    # A capital first letter (a phone keyboard's) does not stop it; a capital past it does.
+    assert recase("When did talks move from kaesong?", names) == "When did talks move from Kaesong?"
+    assert recase("When did Talks move from kaesong?", names) == "When did Talks move from kaesong?"
+    # The documents' own form comes back, after a spelling fix, possessive dropped.
+    assert recase("when was the dmz set up", {"dmz": "DMZ"}) == "when was the DMZ set up"
+    assert recase("when did kaesnog's talks start", names, {"kaesnog": "kaesong"}) \
+        == "when did Kaesong talks start"
+
+
+def test_a_lower_case_question_has_the_entity_gap_of_its_cased_form(tiny):
+    lower = tiny.ask("when did the talks move from kaesong to panmunjom?")
+    cased = tiny.ask("When did the talks move from Kaesong to Panmunjom?")
+    assert lower.features["entity_gap"] == cased.features["entity_gap"]
+    assert 0.0 < lower.features["entity_gap"] <= 1.0
 
 
 # ---- answer types -----------------------------------------------------------------
