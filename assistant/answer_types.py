@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 
 _QUESTION_TYPES = [
+    # "How far back" and "how long ago" ask when, not how much.
+    ("date", re.compile(r"\bhow (far back|long ago)\b", re.I)),
     ("number", re.compile(r"\bhow (many|much|long|far|large|big|often|wide|deep|high|tall|old)\b|\b(what|which) (was |is |were |are )?(the )?(total |exact )?(number|percentage|share|size|death toll|toll|casualt(y|ies)|population|cost|width|length|distance)\b", re.I)),
     ("date", re.compile(r"\bwhen\b|\b(what|which|in what|in which) (year|month|date|day|decade)\b|\bwhat time\b", re.I)),
     ("place", re.compile(r"\bwhere\b|\b(what|which|in what|in which) (city|town|place|location|village|site|region|area)\b", re.I)),

@@ -51,7 +51,9 @@ class Settings:
     answer_passages: int = 4
     max_answer_sentences: int = 2
     novelty_weight: float = 0.4  # chosen on the dev split (citation hit@1 0.776 -> 0.810)
-    type_weight: float = 0.2  # a statement holding what the question asks for (a date for "when")
+    # A statement holding what the question asks for (a date for "when"); 0.5 over 0.2
+    # chosen on dev: cross-validated abstention F1 0.934 -> 0.943, citation hit@1 +1.
+    type_weight: float = 0.5
     sentence_margin: float = 0.08
     corroboration_cosine: float = 0.80
 

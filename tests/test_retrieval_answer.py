@@ -251,6 +251,9 @@ def test_a_lower_case_question_has_the_entity_gap_of_its_cased_form(tiny):
         ("In which year did the talks begin?", "date"),
         ("How many prisoners were exchanged?", "number"),
         ("How long did the negotiations last?", "number"),
+        ("How far back does the dialogue go?", "date"),  # when, not how much
+        ("How long ago did the talks begin?", "date"),
+        ("How far is Kaesong from Seoul?", "number"),
         ("Where did the talks begin?", "place"),
         ("In which city was the armistice signed?", "place"),
         ("Who led North Korea during the war?", "agent"),
