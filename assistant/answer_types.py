@@ -119,7 +119,6 @@ def matches_type(sentence: str, answer_type: str | None, question: str = "") -> 
 
 
 _ENTITY = re.compile(r"\b[A-Z][\w'’-]*[\w]|\b\d{2,4}s?\b")
-_WORD = re.compile(r"(?<![\w'’-])[^\W\d_][\w'’-]*")  # a word, letters first (any script)
 
 
 def question_entities(question: str) -> list[str]:
@@ -141,7 +140,7 @@ def recase(question: str, names: dict[str, str], corrections: dict[str, str] | N
     written as the documents write them ("when did talks move to panmunjom" -> "...
     Panmunjom", "dmz" -> "DMZ"), so its entities are found. `names` maps a lower-cased
     name to that form (Index.proper_names); a spelling fix is read first."""
-    from .terms import drop_possessive
+    from .terms import CASED_WORD, drop_possessive
 
     if any(ch.isupper() for ch in question[1:]):
         return question
@@ -151,7 +150,7 @@ def recase(question: str, names: dict[str, str], corrections: dict[str, str] | N
         word = drop_possessive(m.group()).lower()
         return names.get(corrections.get(word, word), m.group())
 
-    return _WORD.sub(restore, question)
+    return CASED_WORD.sub(restore, question)
 
 
 def entity_coverage(question: str, text: str, corrections: dict[str, str] | None = None) -> float:

@@ -40,9 +40,7 @@ from .chunking import Chunk, Sentence, chunk_document, text_hash
 from .documents import Document
 from .embedding import Embedder, TokenVectors
 from .errors import IndexLoadError
-from .terms import drop_possessive, terms
-
-_CASED_WORD = re.compile(r"(?<![\w'’-])[^\W\d_][\w'’-]*")  # letters first, any script
+from .terms import CASED_WORD, drop_possessive, terms
 
 FORMAT_VERSION = 5  # 4: token vectors for late interaction; 5: only their projection kept
 _VERSION_NAME = re.compile(r"v-[0-9a-f]{16}-[0-9a-f]{8}")
@@ -93,7 +91,7 @@ class Index:
             forms: dict[str, Counter] = {}
             lower: set[str] = set()
             for _, sentence in self.sentences:
-                for word in _CASED_WORD.findall(sentence.text)[1:]:
+                for word in CASED_WORD.findall(sentence.text)[1:]:
                     word = drop_possessive(word).rstrip("-'’")
                     if len(word) < 2:
                         continue

@@ -16,6 +16,9 @@ from rapidfuzz import fuzz, process
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 _POSSESSIVE = re.compile(r"['’]s$")
+# A word as written, letters first, any script, hyphens and apostrophes kept ("Il-sung",
+# "Korea’s"): what names are read from (answer_types.recase, Index.proper_names).
+CASED_WORD = re.compile(r"(?<![\w'’-])[^\W\d_][\w'’-]*")
 _STEMMER = Stemmer.Stemmer("english")
 
 STOPWORDS = frozenset(
