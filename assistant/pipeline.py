@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .aliases import NAMES
 from .answer import Answer, Citation, citation_id, compose_answer
 from .config import Settings, load_settings
 from .documents import Document, load_documents
@@ -244,7 +245,9 @@ def _stale_reason(index: Index | None, documents, embedder: Embedder, settings) 
 
 
 def _make_state(index: Index, documents: Sequence[Document]) -> _State:
-    surface = sorted({w for c in index.chunks for w in words(c.text) if w.isalpha() and len(w) >= 4})
+    surface = {w for c in index.chunks for w in words(c.text) if w.isalpha() and len(w) >= 4}
+    # Names the documents call otherwise are spelling targets too: "Beijng" -> "beijing".
+    surface = sorted(surface | {w for w in map(str.lower, NAMES) if w.isalpha() and len(w) >= 4})
     index.proper_names  # computed here, not by the first question (0.3 s at 10k chunks)
     return _State(index, {d.path: d for d in documents}, tuple(surface),
                   {d.path: d.text for d in documents})  # fmt: skip

@@ -88,9 +88,9 @@ def make_query(
     is_word: word -> whether it is English the model knows (spared from spelling fixes).
     """
     context = resolve_followup(question, history)
-    text = expand_aliases(f"{context} {question}" if context else question)
-    text = strip_meta(text)
-    fixes = correct_terms(words(text), known_stems=known_stems, surface_words=surface_words,
+    asked = f"{context} {question}" if context else question
+    # Spelling first, then aliases: "Beijng" -> "beijing" -> (China).
+    fixes = correct_terms(words(asked), known_stems=known_stems, surface_words=surface_words,
                           is_word=is_word)  # fmt: skip
 
     def respell(value: str) -> str:
@@ -98,13 +98,13 @@ def make_query(
             value = re.sub(rf"\b{re.escape(wrong)}\b", right, value, flags=re.IGNORECASE)
         return value
 
-    own_words = strip_meta(expand_aliases(question))
-    embedded = respell(text)
-    own = respell(own_words) if context else None
-    vectors = encode([embedded] if own is None else [embedded, own])
+    text = strip_meta(expand_aliases(respell(asked)))
+    own_words = strip_meta(expand_aliases(respell(question)))
+    own = own_words if context else None
+    vectors = encode([text] if own is None else [text, own])
     return Query(
         question=question,
-        text=embedded,
+        text=text,
         vector=vectors[0],
         own_vector=None if own is None else vectors[1],
         terms=tuple(terms(text, replace=fixes)),
