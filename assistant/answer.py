@@ -39,6 +39,7 @@ DEFAULT_WEIGHTS = {
     "answer_type": 2.0,
     "entity_coverage": 2.0,
     "entity_gap": -4.0,
+    "unknown_name": -2.0,
 }
 
 
@@ -142,6 +143,18 @@ def entity_gap(index: Index, question: str, statement: str, corrections: dict[st
                     for stems in (terms(form) for form in name_forms(entity, corrections)) if stems]
         gap = max(gap, min(rarities, default=unseen) / unseen)
     return gap
+
+
+def unknown_name(index: Index, question: str, corrections: dict[str, str]) -> float:
+    """1.0 when the question names something the documents mention in none of its
+    forms ("the Six-Party Talks", "the Cheonan", "2010"): a fact they are unlikely to
+    hold. A form is mentioned when the index knows all its terms ("North-South")."""
+    known = index.vocabulary
+    for entity in question_entities(question):
+        forms = [terms(form) for form in name_forms(entity, corrections)]
+        if not any(not stems or all(t in known for t in stems) for stems in forms):
+            return 1.0
+    return 0.0
 
 
 def coverage(query_terms, focus_terms, text_terms: set[str], idf: dict[str, float]) -> float:
@@ -339,6 +352,7 @@ def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf) 
         "entity_coverage": round(entity_coverage(
             question, " ".join(h.chunk.text for h in hits[:3]), dict(query.corrections)), 4),
         "entity_gap": round(entity_gap(index, question, statement, dict(query.corrections)), 4),
+        "unknown_name": unknown_name(index, question, dict(query.corrections)),
     }
 
 

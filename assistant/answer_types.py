@@ -122,14 +122,16 @@ _ENTITY = re.compile(r"\b[A-Z][\w'’-]*[\w]|\b\d{2,4}s?\b")
 
 
 def question_entities(question: str) -> list[str]:
-    """Names, acronyms and numbers in a question: capitalised words past the first
-    word, and numbers ("Vietnam", "Six-Party", "2019"), possessives dropped."""
+    """Names, acronyms and numbers in a question: capitalised words that do not open
+    one of its sentences, and numbers ("Vietnam", "Six-Party", "2019"), possessives
+    dropped."""
     from .terms import STOPWORDS, drop_possessive
 
     found = []
     for m in _ENTITY.finditer(question):
         word = drop_possessive(m.group())  # "Washington's" names Washington
-        if m.start() == len(question) - len(question.lstrip()) or word.lower() in STOPWORDS:
+        before = question[: m.start()].rstrip()
+        if not before or before[-1] in ".?!" or word.lower() in STOPWORDS:
             continue
         found.append(word)
     return list(dict.fromkeys(found))
@@ -172,8 +174,9 @@ def name_forms(entity: str, corrections: dict[str, str] | None = None) -> set[st
     from .aliases import ACRONYMS, NAMES
 
     corrections = corrections or {}
-    names = {entity, corrections.get(entity.lower(), entity)}
-    names |= {NAMES.get(entity.lower(), entity), ACRONYMS.get(entity, entity)}
+    fixed = corrections.get(entity.lower(), entity)
+    names = {entity, fixed, ACRONYMS.get(entity, entity)}
+    names |= {NAMES.get(name.lower(), name) for name in (entity, fixed)}
     names |= {n.rstrip("s") for n in names if n.endswith("s") and len(n) > 3}
     return {n for n in names if n.strip()}
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from assistant.answer_types import entity_coverage, expected_type, matches_type, question_entities
+from assistant.answer_types import entity_coverage, expected_type, matches_type, name_forms, question_entities
 
 
 @pytest.mark.parametrize(
@@ -41,6 +41,15 @@ def test_question_entities_skip_the_first_word_and_stopwords():
     assert question_entities("When did the Six-Party Talks collapse in 2009?") == [
         "Six-Party", "Talks", "2009"
     ]  # fmt: skip
+
+
+def test_question_entities_skip_every_sentence_opener():
+    assert question_entities("What held up the talks? Give me the list. Then Kaesong.") == ["Kaesong"]
+
+
+def test_name_forms_alias_a_spelling_fix():
+    assert name_forms("Beijng", {"beijng": "beijing"}) == {"Beijng", "beijing", "China"}
+    assert name_forms("DMZ") == {"DMZ", "Demilitarized Zone DMZ"}
 
 
 def test_question_entities_drop_possessives_so_aliases_and_names_match():

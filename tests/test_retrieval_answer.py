@@ -14,7 +14,7 @@ import pytest
 
 from assistant import Assistant
 from assistant.answer import (DEFAULT_WEIGHTS, NOT_IN_DOCUMENTS, citation_id, confidence_from,
-                              entity_gap, term_idf)
+                              entity_gap, term_idf, unknown_name)
 from assistant.answer_types import expected_type, matches_type, mentions, recase
 from assistant.config import Settings
 from assistant.retrieval import fuse_rankings
@@ -209,6 +209,16 @@ def test_entity_gap_reads_a_name_in_the_form_the_documents_use(tiny):
     # An alias is as rare as the name the documents use: "Pyongyang" is North Korea.
     assert entity_gap(index, "When did Pyongyang sign?", talks, {}) \
         == entity_gap(index, "When did North Korea sign?", talks, {})
+
+
+def test_unknown_name_flags_a_name_the_documents_never_use(tiny):
+    index = tiny.index
+    assert unknown_name(index, "Why did the Six-Party Talks fail?", {}) == 1.0  # no "six"
+    assert unknown_name(index, "How did the Cheonan sinking affect Kaesong?", {}) == 1.0
+    assert unknown_name(index, "Why were talks held at Kaesong?", {}) == 0.0
+    assert unknown_name(index, "Why did Kaesnog matter?", {"kaesnog": "kaesong"}) == 0.0
+    assert unknown_name(index, "Why did talks in Kaesong-Panmunjom matter?", {}) == 0.0  # both parts
+    assert unknown_name(index, "why did talks fail?", {}) == 0.0  # no names
 
 
 def test_mentions_matches_a_name_at_the_start_of_a_word():

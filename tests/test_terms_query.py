@@ -213,3 +213,11 @@ def test_the_query_fixes_spelling_and_adds_aliases_for_both_searches():
     assert query.text == "When was the armistice signed in Pyongyang? (North Korea)"  # embedded
     assert query.terms == ("armistic", "sign", "pyongyang", "north", "korea")  # BM25
     assert query.question == "When was the armistace signed in Pyongyang?"  # as typed
+
+
+def test_a_misspelt_name_is_fixed_before_its_alias_is_added():
+    query = make_query("What did Beijng want?", [], encode=FakeEmbedder().encode,
+                       known_stems={"want"}, surface_words=["beijing", "wanted"])  # fmt: skip
+    assert query.corrections == (("beijng", "beijing"),)
+    assert query.text == "What did beijing want? (China)"
+    assert "china" in query.terms
