@@ -39,6 +39,14 @@ NAMES = {
     "ngo": "NGOs non-governmental organizations",
     "demilitarised": "demilitarized",
 }
+# How the proper names among NAMES are written, for a question typed in lower case.
+WRITTEN = {
+    "pyongyang": "Pyongyang", "dprk": "DPRK", "seoul": "Seoul", "beijing": "Beijing",
+    "peking": "Peking", "prc": "PRC", "chinese": "Chinese", "washington": "Washington",
+    "america": "America", "american": "American", "americans": "Americans", "usa": "USA",
+    "moscow": "Moscow", "ussr": "USSR", "soviets": "Soviets", "russia": "Russia",
+    "russian": "Russian", "kremlin": "Kremlin",
+}  # fmt: skip
 # Upper-case acronyms that are ordinary words in lower case ("us", "un").
 ACRONYMS = {
     "US": "United States",

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import ChainMap
 from functools import lru_cache
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .answer_types import (entity_coverage, expected_type, matches_type, mentions, name_forms,
-                           question_entities, recase)
+from .aliases import WRITTEN
+from .answer_types import (entity_coverage, expected_type, is_year, matches_type, mentions,
+                           name_forms, question_entities, recase)
 from .index import Index
 from .query import Query
 from .retrieval import Hit
@@ -139,20 +141,32 @@ def entity_gap(index: Index, question: str, statement: str, corrections: dict[st
     for entity in question_entities(question):
         if mentions(haystack, entity, corrections):
             continue
-        rarities = [max(term_idf(index, t) for t in stems)
-                    for stems in (terms(form) for form in name_forms(entity, corrections)) if stems]
+        rarities = [max(term_idf(index, t) for t in stems) for stems in _form_terms(entity, corrections)
+                    if stems]  # fmt: skip
         gap = max(gap, min(rarities, default=unseen) / unseen)
     return gap
+
+
+def _form_terms(entity: str, corrections: dict[str, str]) -> list[list[str]]:
+    """The BM25 terms of each form of a name (answer_types.name_forms)."""
+    return [terms(form) for form in name_forms(entity, corrections)]
 
 
 def unknown_name(index: Index, question: str, corrections: dict[str, str]) -> float:
     """1.0 when the question names something the documents mention in none of its
     forms ("the Six-Party Talks", "the Cheonan", "2010"): a fact they are unlikely to
-    hold. A form is mentioned when the index knows all its terms ("North-South")."""
-    known = index.vocabulary
+    hold. A form is mentioned when the index knows all its terms; a hyphenated name
+    when each part is ("North-South", "UN-backed"). Of numbers only years count: "250"
+    may well be a figure the documents write another way."""
+
+    def known(entity: str) -> bool:
+        return any(not stems or all(t in index.vocabulary for t in stems)
+                   for stems in _form_terms(entity, corrections))  # fmt: skip
+
     for entity in question_entities(question):
-        forms = [terms(form) for form in name_forms(entity, corrections)]
-        if not any(not stems or all(t in known for t in stems) for stems in forms):
+        if entity[0].isdigit() and not is_year(entity):
+            continue
+        if not known(entity) and not ("-" in entity and all(map(known, entity.split("-")))):
             return 1.0
     return 0.0
 
@@ -334,7 +348,7 @@ def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf) 
     """The signals the confidence combines, each roughly in [0, 1]."""
     row, hit, _, cosine, rows = best
     statement = " ".join(index.sentences[r][1].text for r in rows)
-    question = recase(query.question, index.proper_names, dict(query.corrections))
+    question = recase(query.question, ChainMap(index.proper_names, WRITTEN), dict(query.corrections))
     passage_terms = index.chunk_terms(hit.row)
     # A word the documents call otherwise ("Pyongyang") is not unknown to them.
     unknown = [t for t in set(query.terms) if t not in index.vocabulary and t not in query.aliased_terms]

@@ -10,10 +10,12 @@ question with no recognisable type expects nothing. Does not read documents.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 _QUESTION_TYPES = [
-    # "How far back" and "how long ago" ask when, not how much.
-    ("date", re.compile(r"\bhow (far back|long ago)\b", re.I)),
+    # "How far back does it go" and "how long ago" ask when, not how much ("how far back
+    # did the troops retreat" is a distance).
+    ("date", re.compile(r"\bhow far back\b(?=[^?.]*\b(go|goes|went|date|dates|reach|in time)\b)|\bhow long ago\b", re.I)),
     ("number", re.compile(r"\bhow (many|much|long|far|large|big|often|wide|deep|high|tall|old)\b|\b(what|which) (was |is |were |are )?(the )?(total |exact )?(number|percentage|share|size|death toll|toll|casualt(y|ies)|population|cost|width|length|distance)\b", re.I)),
     ("date", re.compile(r"\bwhen\b|\b(what|which|in what|in which) (year|month|date|day|decade)\b|\bwhat time\b", re.I)),
     ("place", re.compile(r"\bwhere\b|\b(what|which|in what|in which) (city|town|place|location|village|site|region|area)\b", re.I)),
@@ -118,38 +120,52 @@ def matches_type(sentence: str, answer_type: str | None, question: str = "") -> 
     return True
 
 
-_ENTITY = re.compile(r"\b[A-Z][\w'’-]*[\w]|\b\d{2,4}s?\b")
+# A whole number of 2-4 digits ("2019", "1950s"), not a piece of "1950-53" or "250,000".
+_NUMBER = re.compile(r"(?<![\d.,'’-])\d{2,4}s?(?![\d]|[.,]\d)")
+_YEAR = re.compile(r"(1[5-9]\d\d|20\d\d)s?")
 
 
 def question_entities(question: str) -> list[str]:
     """Names, acronyms and numbers in a question: capitalised words that do not open
-    one of its sentences, and numbers ("Vietnam", "Six-Party", "2019"), possessives
-    dropped."""
-    from .terms import STOPWORDS, drop_possessive
+    one of its sentences ("U.S." and "Gen." end none), and whole numbers ("Vietnam",
+    "Six-Party", "2019"), possessives dropped."""
+    from .chunking import ABBREVIATIONS, ends_sentence
+    from .terms import CASED_WORD, STOPWORDS, drop_possessive
 
     found = []
-    for m in _ENTITY.finditer(question):
-        word = drop_possessive(m.group())  # "Washington's" names Washington
-        before = question[: m.start()].rstrip()
-        if not before or before[-1] in ".?!" or word.lower() in STOPWORDS:
+    for m in CASED_WORD.finditer(question):
+        word = drop_possessive(m.group()).rstrip("-'’")  # "Washington's" names Washington
+        if len(word) < 2 or not word[0].isupper() or word.lower() in STOPWORDS:
+            continue
+        if word.lower() in ABBREVIATIONS and question[m.end() : m.end() + 1] == ".":  # "Gen."
+            continue
+        before = question[: m.start()]
+        if not before.strip() or ends_sentence(before):
             continue
         found.append(word)
+    found += [m.group() for m in _NUMBER.finditer(question)]
     return list(dict.fromkeys(found))
 
 
-def recase(question: str, names: dict[str, str], corrections: dict[str, str] | None = None) -> str:
-    """A question with no capital past its first letter, with the documents' names
-    written as the documents write them ("when did talks move to panmunjom" -> "...
-    Panmunjom", "dmz" -> "DMZ"), so its entities are found. `names` maps a lower-cased
-    name to that form (Index.proper_names); a spelling fix is read first."""
-    from .terms import CASED_WORD, drop_possessive
+def is_year(entity: str) -> bool:
+    return bool(_YEAR.fullmatch(entity))
 
-    if any(ch.isupper() for ch in question[1:]):
+
+def recase(question: str, names: Mapping[str, str], corrections: dict[str, str] | None = None
+           ) -> str:  # fmt: skip
+    """A question written without names (all in lower case, or capitalised only where a
+    sentence opens), with the names it holds written the way the documents write them
+    ("when did talks move to panmunjom" -> "... Panmunjom", "dmz" -> "DMZ"), so they are
+    found. `names` maps a lower-cased name to that form; a spelling fix is read first.
+    A name neither the documents nor the aliases know stays unseen ("cheonan")."""
+    from .terms import CASED_WORD, name_key
+
+    if any(not e[0].isdigit() for e in question_entities(question)):
         return question
     corrections = corrections or {}
 
     def restore(m: re.Match) -> str:
-        word = drop_possessive(m.group()).lower()
+        word = name_key(m.group())
         return names.get(corrections.get(word, word), m.group())
 
     return CASED_WORD.sub(restore, question)
@@ -177,7 +193,8 @@ def name_forms(entity: str, corrections: dict[str, str] | None = None) -> set[st
     fixed = corrections.get(entity.lower(), entity)
     names = {entity, fixed, ACRONYMS.get(entity, entity)}
     names |= {NAMES.get(name.lower(), name) for name in (entity, fixed)}
-    names |= {n.rstrip("s") for n in names if n.endswith("s") and len(n) > 3}
+    names |= {n[:-1] for n in names if n.endswith("s") and not n.endswith(("ss", "us", "is"))
+              and len(n) > 3}  # fmt: skip
     return {n for n in names if n.strip()}
 
 

@@ -17,7 +17,7 @@ from .documents import Document, Paragraph
 CountTokens = Callable[[Sequence[str]], list[int]]
 
 _BOUNDARY = re.compile(r"[.!?][\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
-_ABBREVIATIONS = {
+ABBREVIATIONS = {
     "mr", "mrs", "ms", "dr", "st", "gen", "col", "lt", "sgt", "capt", "adm", "maj",
     "u.s", "u.n", "e.g", "i.e", "vs", "etc", "no", "jan", "feb", "mar", "apr", "jun",
     "jul", "aug", "sep", "sept", "oct", "nov", "dec", "inc", "ltd", "co", "jr", "sr",
@@ -61,13 +61,22 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
+def ends_sentence(text: str) -> bool:
+    """Whether text ends with a sentence's closing mark that is not an abbreviation's
+    ("... the talks." yes; "the U.S." and "Gen." no)."""
+    text = text.rstrip().rstrip("\"'”’)]")
+    if not text or text[-1] not in ".!?":
+        return False
+    word = text.rsplit(None, 1)[-1].rstrip(".").lower()
+    return text[-1] != "." or not (word in ABBREVIATIONS or (len(word) == 1 and word.isalpha()))
+
+
 def split_sentences(paragraph: Paragraph) -> list[Sentence]:
     """Sentences of one paragraph, with original spans. Abbreviations do not end one."""
     text = paragraph.text
     cuts = [0]
     for m in _BOUNDARY.finditer(text):
-        word = text[: m.start() + 1].rsplit(None, 1)[-1].rstrip(".").lower()
-        if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+        if not ends_sentence(text[: m.start() + 1]):
             continue
         cuts.append(m.end())
     cuts.append(len(text))

@@ -45,6 +45,12 @@ def drop_possessive(word: str) -> str:
     return _POSSESSIVE.sub("", word)
 
 
+def name_key(word: str) -> str:
+    """How a written name is looked up: lower case, no possessive, no trailing
+    apostrophe or hyphen ("Koreas’" -> "koreas")."""
+    return drop_possessive(word).rstrip("-'’").lower()
+
+
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     return _STEMMER.stemWord(word)
@@ -81,5 +87,7 @@ def correct_terms(
             continue
         scores = process.cdist([word], surface_words, scorer=fuzz.ratio, score_cutoff=80, workers=1)[0]
         if len(scores) and scores.max() > 0:
-            fixes[word] = surface_words[len(scores) - 1 - int(np.argmax(scores[::-1]))]
+            best = surface_words[len(scores) - 1 - int(np.argmax(scores[::-1]))]
+            if best != word:  # an alias name is a target even where it is spelt right
+                fixes[word] = best
     return fixes

@@ -45,11 +45,20 @@ def test_question_entities_skip_the_first_word_and_stopwords():
 
 def test_question_entities_skip_every_sentence_opener():
     assert question_entities("What held up the talks? Give me the list. Then Kaesong.") == ["Kaesong"]
+    # An abbreviation's full stop ends no sentence, and is no name itself.
+    assert question_entities("What did the U.S. Army and Gen. Ridgway do?") == ["Army", "Ridgway"]
+
+
+def test_question_entities_take_whole_numbers_only():
+    assert question_entities("What happened in the 1950-53 war and in 2010?") == ["1950", "2010"]
+    assert question_entities("Were 250,000 troops there in the '50s?") == []
 
 
 def test_name_forms_alias_a_spelling_fix():
     assert name_forms("Beijng", {"beijng": "beijing"}) == {"Beijng", "beijing", "China"}
     assert name_forms("DMZ") == {"DMZ", "Demilitarized Zone DMZ"}
+    assert name_forms("Congress") == {"Congress"}  # no plural "s" to take off
+    assert name_forms("Koreas") == {"Koreas", "Korea"}
 
 
 def test_question_entities_drop_possessives_so_aliases_and_names_match():

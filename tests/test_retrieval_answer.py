@@ -219,6 +219,11 @@ def test_unknown_name_flags_a_name_the_documents_never_use(tiny):
     assert unknown_name(index, "Why did Kaesnog matter?", {"kaesnog": "kaesong"}) == 0.0
     assert unknown_name(index, "Why did talks in Kaesong-Panmunjom matter?", {}) == 0.0  # both parts
     assert unknown_name(index, "why did talks fail?", {}) == 0.0  # no names
+    assert unknown_name(index, "Why did the POW-exchange stall?", {}) == 0.0  # a part by its alias
+    # Of numbers only years count: a year no passage holds, not a figure.
+    assert unknown_name(index, "What happened at Kaesong in 2010?", {}) == 1.0
+    assert unknown_name(index, "What happened at Kaesong in 1953?", {}) == 0.0
+    assert unknown_name(index, "Were 250 prisoners exchanged?", {}) == 0.0
 
 
 def test_mentions_matches_a_name_at_the_start_of_a_word():
@@ -242,6 +247,10 @@ def test_a_lower_case_question_gets_the_documents_names_back(tiny):
     assert recase("when was the dmz set up", {"dmz": "DMZ"}) == "when was the DMZ set up"
     assert recase("when did kaesnog's talks start", names, {"kaesnog": "kaesong"}) \
         == "when did Kaesong talks start"
+    # "I" and sentence openers are no names; a name the aliases know comes back too.
+    assert recase("Where can I read about kaesong?", names) == "Where can I read about Kaesong?"
+    assert recase("when did chinese troops enter?", {"chinese": "Chinese"}) \
+        == "when did Chinese troops enter?"
 
 
 def test_a_lower_case_question_has_the_entity_gap_of_its_cased_form(tiny):
@@ -249,6 +258,16 @@ def test_a_lower_case_question_has_the_entity_gap_of_its_cased_form(tiny):
     cased = tiny.ask("When did the talks move from Kaesong to Panmunjom?")
     assert lower.features["entity_gap"] == cased.features["entity_gap"]
     assert 0.0 < lower.features["entity_gap"] <= 1.0
+    # A name the aliases know, typed in lower case: "chinese" is China.
+    lower = tiny.ask("when did chinese troops reach kaesong?")
+    cased = tiny.ask("When did Chinese troops reach Kaesong?")
+    assert lower.features["entity_gap"] == cased.features["entity_gap"] > 0.0
+
+
+def test_a_misspelt_alias_is_fixed_to_the_alias(tiny):
+    answer = tiny.ask("When did Beijng sign the armistice?")
+    assert ("beijng", "beijing") in answer.query.corrections
+    assert "(China)" in answer.query.text
 
 
 # ---- answer types -----------------------------------------------------------------
@@ -264,6 +283,7 @@ def test_a_lower_case_question_has_the_entity_gap_of_its_cased_form(tiny):
         ("How far back does the dialogue go?", "date"),  # when, not how much
         ("How long ago did the talks begin?", "date"),
         ("How far is Kaesong from Seoul?", "number"),
+        ("How far back did the UN forces retreat?", "number"),  # a distance
         ("Where did the talks begin?", "place"),
         ("In which city was the armistice signed?", "place"),
         ("Who led North Korea during the war?", "agent"),

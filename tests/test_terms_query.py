@@ -221,3 +221,13 @@ def test_a_misspelt_name_is_fixed_before_its_alias_is_added():
     assert query.corrections == (("beijng", "beijing"),)
     assert query.text == "What did beijing want? (China)"
     assert "china" in query.terms
+
+
+def test_a_follow_up_to_a_misspelt_turn_gets_the_fix_and_the_alias():
+    query = make_query("And why?", ["What did Beijng want?"], encode=FakeEmbedder().encode,
+                       known_stems={"want"}, surface_words=["beijing", "wanted"])  # fmt: skip
+    assert query.text == "What did beijing want? And why? (China)"
+
+
+def test_a_word_spelt_as_its_target_is_not_a_fix():
+    assert correct_terms(["kremlin"], known_stems=set(), surface_words=["kremlin"]) == {}
