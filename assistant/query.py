@@ -1,8 +1,9 @@
 """Turn a user's question (and earlier turns) into a retrieval query.
 
 Resolves elliptical follow-ups ("And who led the South?") by joining the last
-user turn, adds the documents' names for aliases ("Pyongyang" -> North Korea),
-corrects misspellings against the corpus vocabulary, and embeds.
+user turn, corrects misspellings against the corpus vocabulary and the alias
+names, then adds the documents' names for aliases ("Pyongyang" -> North Korea),
+and embeds.
 Does not retrieve; uses no language model.
 """
 
