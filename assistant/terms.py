@@ -68,7 +68,8 @@ def correct_terms(
     query_words: list[str], *, known_stems: Container[str], surface_words: Sequence[str],
     is_word: Callable[[str], bool] | None = None,
 ) -> dict[str, str]:
-    """Map misspelt query words to a close corpus word ("armistace" -> "armistice").
+    """Map misspelt query words to a close surface word ("armistace" -> "armistice"; the
+    pipeline passes the corpus words and the alias names).
 
     Only words of five letters or more whose stem the corpus does not know, and that
     `is_word` (the model's vocabulary) does not know as English, are considered:
