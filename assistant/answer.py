@@ -348,7 +348,8 @@ def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf) 
     """The signals the confidence combines, each roughly in [0, 1]."""
     row, hit, _, cosine, rows = best
     statement = " ".join(index.sentences[r][1].text for r in rows)
-    question = recase(query.question, ChainMap(index.proper_names, WRITTEN), dict(query.corrections))
+    corrections = dict(query.corrections)
+    question = recase(query.question, ChainMap(index.proper_names, WRITTEN), corrections)
     passage_terms = index.chunk_terms(hit.row)
     # A word the documents call otherwise ("Pyongyang") is not unknown to them.
     unknown = [t for t in set(query.terms) if t not in index.vocabulary and t not in query.aliased_terms]
@@ -364,9 +365,9 @@ def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf) 
         "unknown_terms": round(sum(idf[t] for t in unknown) / total_idf, 4),
         "answer_type": float(matches_type(statement, expected_type(query.question), query.text)),
         "entity_coverage": round(entity_coverage(
-            question, " ".join(h.chunk.text for h in hits[:3]), dict(query.corrections)), 4),
-        "entity_gap": round(entity_gap(index, question, statement, dict(query.corrections)), 4),
-        "unknown_name": unknown_name(index, question, dict(query.corrections)),
+            question, " ".join(h.chunk.text for h in hits[:3]), corrections), 4),
+        "entity_gap": round(entity_gap(index, question, statement, corrections), 4),
+        "unknown_name": unknown_name(index, question, corrections),
     }
 
 

@@ -130,11 +130,11 @@ def question_entities(question: str) -> list[str]:
     one of its sentences ("U.S." and "Gen." end none), and whole numbers ("Vietnam",
     "Six-Party", "2019"), possessives dropped."""
     from .chunking import ABBREVIATIONS, ends_sentence
-    from .terms import CASED_WORD, STOPWORDS, drop_possessive
+    from .terms import CASED_WORD, STOPWORDS, written_name
 
     found = []
     for m in CASED_WORD.finditer(question):
-        word = drop_possessive(m.group()).rstrip("-'’")  # "Washington's" names Washington
+        word = written_name(m.group())  # "Washington's" names Washington
         if len(word) < 2 or not word[0].isupper() or word.lower() in STOPWORDS:
             continue
         if word.lower() in ABBREVIATIONS and question[m.end() : m.end() + 1] == ".":  # "Gen."

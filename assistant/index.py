@@ -40,7 +40,7 @@ from .chunking import Chunk, Sentence, chunk_document, text_hash
 from .documents import Document
 from .embedding import Embedder, TokenVectors
 from .errors import IndexLoadError
-from .terms import CASED_WORD, drop_possessive, name_key, terms
+from .terms import CASED_WORD, terms, written_name
 
 FORMAT_VERSION = 5  # 4: token vectors for late interaction; 5: only their projection kept
 _VERSION_NAME = re.compile(r"v-[0-9a-f]{16}-[0-9a-f]{8}")
@@ -92,13 +92,13 @@ class Index:
             lower: set[str] = set()
             for _, sentence in self.sentences:
                 for word in CASED_WORD.findall(sentence.text)[1:]:
-                    key = name_key(word)
-                    if len(key) < 2:
+                    form = written_name(word)
+                    if len(form) < 2:
                         continue
-                    if word[0].isupper():
-                        forms.setdefault(key, Counter())[drop_possessive(word).rstrip("-'’")] += 1
+                    if form[0].isupper():
+                        forms.setdefault(form.lower(), Counter())[form] += 1
                     else:
-                        lower.add(key)
+                        lower.add(form.lower())
             self._proper_names = {key: seen.most_common(1)[0][0] for key, seen in forms.items()
                                   if key not in lower}  # fmt: skip
         return self._proper_names

@@ -45,10 +45,15 @@ def drop_possessive(word: str) -> str:
     return _POSSESSIVE.sub("", word)
 
 
+def written_name(word: str) -> str:
+    """A name as written, without possessive or trailing apostrophe or hyphen
+    ("Washington's" -> "Washington", "Koreas’" -> "Koreas")."""
+    return drop_possessive(word).rstrip("-'’")
+
+
 def name_key(word: str) -> str:
-    """How a written name is looked up: lower case, no possessive, no trailing
-    apostrophe or hyphen ("Koreas’" -> "koreas")."""
-    return drop_possessive(word).rstrip("-'’").lower()
+    """How a written name is looked up: lower case ("Koreas’" -> "koreas")."""
+    return written_name(word).lower()
 
 
 @lru_cache(maxsize=65536)
