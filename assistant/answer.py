@@ -192,6 +192,7 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
                                   settings)  # fmt: skip
     if not candidates:
         return Answer(query.question, NOT_IN_DOCUMENTS, True, 0.0, [], hits, {}, query)
+    hits = cited_first(hits, candidates, settings.statement_rerank_depth)
     chosen = _select(index, candidates, settings)
     features = confidence_features(index, query, hits, chosen[0], idf)
     confidence = type_gate(confidence_from(features, settings.calibration or DEFAULT_WEIGHTS),
@@ -220,6 +221,26 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
         said = statement[0].text + " " + "; ".join(s.text.rstrip(".;") for s in statement[1:])
         parts.append(f"{said.strip()} {''.join(markers)}")
     return Answer(query.question, " ".join(parts), False, confidence, citations, hits, features, query)
+
+
+def cited_first(hits: list[Hit], candidates: list[tuple], depth: int) -> list[Hit]:
+    """The hits with the passage of the best statement moved to the top, when it is
+    among the first `depth`; the others keep their order.
+
+    The statement score weighs what the passage score cannot: the question's terms in
+    one sentence, novelty and the answer type. So the passage the answer quotes comes
+    first, and the ranking and the citations agree. Hits past `depth` keep their
+    place, so hit@depth cannot change.
+    """
+    top = candidates[0][1]
+    at = next((i for i, h in enumerate(hits[:depth]) if h is top), None)
+    if not at:
+        return hits
+    ordered = [top] + hits[:at] + hits[at + 1 :]
+    for rank, hit in enumerate(ordered, start=1):
+        for each in (hit, *hit.also_in):
+            each.rank = rank
+    return ordered
 
 
 def novelty(own: set[str] | str, query: Query, section: str) -> float:

@@ -49,6 +49,8 @@ class Settings:
 
     # Answer composition.
     answer_passages: int = 4
+    # The top passages re-ordered by their best statement (answer.cited_first); 0: none.
+    statement_rerank_depth: int = 3
     max_answer_sentences: int = 2
     novelty_weight: float = 0.4  # chosen on the dev split (citation hit@1 0.776 -> 0.810)
     # A statement holding what the question asks for (a date for "when"); 0.5 over 0.2

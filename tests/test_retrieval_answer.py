@@ -13,11 +13,12 @@ import re
 import pytest
 
 from assistant import Assistant
-from assistant.answer import (DEFAULT_WEIGHTS, NOT_IN_DOCUMENTS, citation_id, confidence_from,
-                              entity_gap, term_idf, unknown_name)
+from assistant.answer import (DEFAULT_WEIGHTS, NOT_IN_DOCUMENTS, citation_id, cited_first,
+                              confidence_from, entity_gap, term_idf, unknown_name)
 from assistant.answer_types import expected_type, matches_type, mentions, recase
 from assistant.config import Settings
-from assistant.retrieval import fuse_rankings
+from assistant.chunking import Chunk
+from assistant.retrieval import Hit, fuse_rankings
 
 from conftest import FakeEmbedder
 
@@ -122,6 +123,34 @@ def test_answers_are_verbatim_for_several_questions(tiny):
         assert_quotes_verbatim(tiny, answer)
         assert all(f"[{c.n}]" in answer.answer for c in answer.citations)
         assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
+
+
+# ---- the quoted passage first ----------------------------------------------------
+
+
+def _hits(n: int) -> list[Hit]:
+    hits = [Hit(row, Chunk("a.txt", "A", "S", row, row + 1, "x", ()), 1.0 - row / 10, rank=row + 1,
+                fused_rank=row + 1) for row in range(n)]  # fmt: skip
+    hits[2].also_in.append(Hit(9, Chunk("b.txt", "B", "S", 0, 1, "x", ()), 0.5, rank=3, fused_rank=3))
+    return hits
+
+
+def test_cited_first_moves_the_quoted_passage_up_and_keeps_the_rest_in_order():
+    hits = _hits(5)
+    candidates = [(0, hits[2], 2.0, 0.5, [0]), (1, hits[0], 1.9, 0.6, [1])]
+    ordered = cited_first(hits, candidates, depth=3)
+    assert [h.row for h in ordered] == [2, 0, 1, 3, 4]
+    assert [h.rank for h in ordered] == [1, 2, 3, 4, 5]
+    assert [h.fused_rank for h in ordered] == [3, 1, 2, 4, 5]
+    assert ordered[0].also_in[0].rank == 1  # a corroboration shares its passage's rank
+
+
+@pytest.mark.parametrize("at", [0, 3])
+def test_cited_first_leaves_the_ranking_when_the_quote_is_first_or_past_the_depth(at):
+    hits = _hits(5)
+    ordered = cited_first(hits, [(0, hits[at], 2.0, 0.5, [0])], depth=3)
+    assert [h.row for h in ordered] == [0, 1, 2, 3, 4]
+    assert [h.rank for h in ordered] == [1, 2, 3, 4, 5]
 
 
 # ---- list introductions -----------------------------------------------------------
