@@ -15,6 +15,7 @@ from collections import ChainMap
 from functools import lru_cache
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -98,6 +99,19 @@ class Answer:
                 for h in self.retrieved
             ],
         }
+
+
+class Statement(NamedTuple):
+    """A candidate statement of the answer, with the parts of its score."""
+
+    row: int  # its first sentence row
+    hit: Hit  # the passage it was scored in
+    score: float  # the choice of passage (answer._score_sentences)
+    cosine: float
+    rows: list[int]
+    lexical: float = 0.0
+    novelty: float = 0.0
+    typed: bool = False  # holds what the question asks for (answer_types.matches_type)
 
 
 def citation_id(doc: str, start: int, end: int, quote: str) -> str:
@@ -203,12 +217,12 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
     parts = []
     for candidate in chosen:
         markers = []
-        statement = [index.sentences[r][1] for r in candidate[4]]
+        statement = [index.sentences[r][1] for r in candidate.rows]
         for row, hit, score in [candidate[:3]] + _corroborations(index, candidate, hits, settings):
             doc, sentence = index.sentences[row]
-            main = row == candidate[0]
+            main = row == candidate.row
             end = statement[-1].end if main else sentence.end
-            chunk = _passage_for(index, candidate[4], hit.row) if main else hit.chunk
+            chunk = _passage_for(index, candidate.rows, hit.row) if main else hit.chunk
             text = documents[doc]
             quote = text[sentence.start : end]
             n = len(citations) + 1
@@ -223,7 +237,7 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
     return Answer(query.question, " ".join(parts), False, confidence, citations, hits, features, query)
 
 
-def cited_first(hits: list[Hit], candidates: list[tuple], depth: int) -> list[Hit]:
+def cited_first(hits: list[Hit], candidates: list[Statement], depth: int) -> list[Hit]:
     """The hits with the passage of the best statement moved to the top, when it is
     among the first `depth`; the others keep their order.
 
@@ -232,7 +246,7 @@ def cited_first(hits: list[Hit], candidates: list[tuple], depth: int) -> list[Hi
     first, and the ranking and the citations agree. Hits past `depth` keep their
     place, so hit@depth cannot change.
     """
-    top = candidates[0][1]
+    top = candidates[0].hit
     at = next((i for i, h in enumerate(hits[:depth]) if h is top), None)
     if not at:
         return hits
@@ -259,8 +273,8 @@ def _section_terms(section: str) -> frozenset[str]:
 
 
 def _score_sentences(index: Index, query: Query, hits: list[Hit], idf, documents,
-                     settings) -> list[tuple]:  # fmt: skip
-    """(first row, hit, score, cosine, rows) for each statement of the hits, best first.
+                     settings) -> list[Statement]:  # fmt: skip
+    """A `Statement` for each statement of the hits, best first.
 
     A statement is a sentence, or a whole list (its "...include:" sentence and items).
     """
@@ -287,10 +301,12 @@ def _score_sentences(index: Index, query: Query, hits: list[Hit], idf, documents
             # context a lone sentence lacks; weights chosen on the dev split.
             score = cosine + 0.3 * lexical + hit.score / top + 0.05 / hit.rank
             # An answer says something the question and the heading do not already say.
-            score += novelty_weight * novelty(own, query, hit.chunk.section)
-            if answer_type and matches_type(text, answer_type, query.text):
+            fresh = novelty(own, query, hit.chunk.section)
+            score += novelty_weight * fresh
+            typed = bool(answer_type) and matches_type(text, answer_type, query.text)
+            if typed:
                 score += settings.type_weight
-            out.append((rows[0], hit, score, cosine, rows))
+            out.append(Statement(rows[0], hit, score, cosine, rows, lexical, fresh, typed))
     out.sort(key=lambda c: (-c[2], c[0]))
     return out
 
@@ -305,16 +321,34 @@ def _passage_for(index: Index, rows: list[int], hit_row: int):
     return index.chunks[best]
 
 
-def _select(index: Index, candidates: list[tuple], settings) -> list[tuple]:
-    """The best sentence, plus close runners-up that say something different."""
-    chosen = [candidates[0]]
-    for candidate in candidates[1:]:
+def quote_score(statement: Statement, weights: dict) -> float:
+    """How well a statement answers, among those of one passage: the passage prior is
+    the same for all, and the question's own words in the sentence count for more
+    than they do when passages are compared (`Settings.quote_weights`)."""
+    return (statement.cosine + weights["lexical"] * statement.lexical
+            + weights["novelty"] * statement.novelty + weights["type"] * statement.typed)  # fmt: skip
+
+
+def _select(index: Index, candidates: list[Statement], settings) -> list[Statement]:
+    """The statement to quote first, plus close runners-up that say something different.
+
+    The passage is the one holding the best-scored statement; within it, the statement
+    with the best `quote_score` is quoted first. Runners-up are the next statements by
+    score, within `sentence_margin` of the best.
+    """
+    passage = candidates[0].hit
+    weights = settings.quote_weights
+    first = candidates[0]
+    if weights:
+        first = max((c for c in candidates if c.hit is passage), key=lambda c: quote_score(c, weights))
+    chosen = [first]
+    for candidate in candidates:
         if len(chosen) >= settings.max_answer_sentences:
             break
-        if candidate[2] < candidates[0][2] - settings.sentence_margin:
+        if candidate.score < candidates[0].score - settings.sentence_margin:
             break
-        vector = index.sentence_vectors[candidate[0]]
-        if all(float(index.sentence_vectors[c[0]] @ vector) < 0.8 for c in chosen):
+        vector = index.sentence_vectors[candidate.row]
+        if all(float(index.sentence_vectors[c.row] @ vector) < 0.8 for c in chosen):
             chosen.append(candidate)
     return chosen
 
@@ -348,7 +382,7 @@ def statement_rows(index: Index, row: int, documents: dict) -> list[int]:
 
 def _corroborations(index: Index, candidate, hits: list[Hit], settings) -> list[tuple]:
     """The same statement in another document: a near-identical sentence among the hits."""
-    row, hit = candidate[0], candidate[1]
+    row, hit = candidate.row, candidate.hit
     doc = index.sentences[row][0]
     vector = index.sentence_vectors[row]
     best: dict[str, tuple] = {}
@@ -367,7 +401,7 @@ def _corroborations(index: Index, candidate, hits: list[Hit], settings) -> list[
 
 def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf) -> dict:
     """The signals the confidence combines, each roughly in [0, 1]."""
-    row, hit, _, cosine, rows = best
+    hit, cosine, rows = best.hit, best.cosine, best.rows
     statement = " ".join(index.sentences[r][1].text for r in rows)
     corrections = dict(query.corrections)
     question = recase(query.question, ChainMap(index.proper_names, WRITTEN), corrections)

@@ -57,6 +57,11 @@ class Settings:
     # chosen on dev: cross-validated abstention F1 0.934 -> 0.943, citation hit@1 +1.
     type_weight: float = 0.5
     sentence_margin: float = 0.08
+    # Inside the chosen passage, the statement quoted first maximises cosine + these x
+    # (idf-weighted coverage of the question's terms, novelty, answer type); {}: the
+    # passage score decides. Fitted on the dev split (README, "How an answer is made").
+    quote_weights: dict = field(default_factory=lambda: {"lexical": 3.4, "novelty": 1.8, "type": 1.6},
+                                compare=False, hash=False)  # fmt: skip
     corroboration_cosine: float = 0.80
 
     # Abstention: answers whose confidence is below this are withheld.

@@ -13,8 +13,9 @@ import re
 import pytest
 
 from assistant import Assistant
-from assistant.answer import (DEFAULT_WEIGHTS, NOT_IN_DOCUMENTS, citation_id, cited_first,
-                              confidence_from, entity_gap, term_idf, unknown_name)
+from assistant.answer import (DEFAULT_WEIGHTS, NOT_IN_DOCUMENTS, Statement, _select, citation_id,
+                              cited_first, confidence_from, entity_gap, quote_score, term_idf,
+                              unknown_name)
 from assistant.answer_types import expected_type, matches_type, mentions, recase
 from assistant.config import Settings
 from assistant.chunking import Chunk
@@ -137,7 +138,7 @@ def _hits(n: int) -> list[Hit]:
 
 def test_cited_first_moves_the_quoted_passage_up_and_keeps_the_rest_in_order():
     hits = _hits(5)
-    candidates = [(0, hits[2], 2.0, 0.5, [0]), (1, hits[0], 1.9, 0.6, [1])]
+    candidates = [Statement(0, hits[2], 2.0, 0.5, [0]), Statement(1, hits[0], 1.9, 0.6, [1])]
     ordered = cited_first(hits, candidates, depth=3)
     assert [h.row for h in ordered] == [2, 0, 1, 3, 4]
     assert [h.rank for h in ordered] == [1, 2, 3, 4, 5]
@@ -148,9 +149,29 @@ def test_cited_first_moves_the_quoted_passage_up_and_keeps_the_rest_in_order():
 @pytest.mark.parametrize("at", [0, 3])
 def test_cited_first_leaves_the_ranking_when_the_quote_is_first_or_past_the_depth(at):
     hits = _hits(5)
-    ordered = cited_first(hits, [(0, hits[at], 2.0, 0.5, [0])], depth=3)
+    ordered = cited_first(hits, [Statement(0, hits[at], 2.0, 0.5, [0])], depth=3)
     assert [h.row for h in ordered] == [0, 1, 2, 3, 4]
     assert [h.rank for h in ordered] == [1, 2, 3, 4, 5]
+
+
+def test_the_first_quote_is_the_passages_statement_with_the_questions_words(tiny):
+    index = tiny.index
+    chunk = next(i for i, rows in enumerate(index.chunk_sentence_rows) if len(rows) >= 2)
+    first, second = index.chunk_sentence_rows[chunk][:2]
+    elsewhere = next(r for r in range(len(index.sentences)) if chunk not in index.sentence_chunks[r])
+    assert float(index.sentence_vectors[first] @ index.sentence_vectors[second]) < 0.8
+    passage = Hit(chunk, index.chunks[chunk], 1.0)
+    other = Hit(index.sentence_chunks[elsewhere][0], index.chunks[index.sentence_chunks[elsewhere][0]], 0.9)
+    topic = Statement(first, passage, 2.00, 0.6, [first], lexical=0.1, novelty=0.2)
+    answer = Statement(second, passage, 1.95, 0.5, [second], lexical=0.6, novelty=0.5)
+    # Better words, but in another passage: the passage is chosen by the passage score.
+    outside = Statement(elsewhere, other, 1.99, 0.9, [elsewhere], lexical=1.0, novelty=1.0, typed=True)
+    weights = {"lexical": 3.4, "novelty": 1.8, "type": 1.6}
+    assert quote_score(answer, weights) == pytest.approx(0.5 + 3.4 * 0.6 + 1.8 * 0.5)
+    assert quote_score(topic, weights) == pytest.approx(0.6 + 3.4 * 0.1 + 1.8 * 0.2)
+    chosen = _select(index, [topic, outside, answer], Settings(quote_weights=weights))
+    assert chosen == [answer, topic]  # the runner-up by passage score follows
+    assert _select(index, [topic, outside, answer], Settings(quote_weights={}))[0] is topic
 
 
 # ---- list introductions -----------------------------------------------------------
