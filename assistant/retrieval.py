@@ -27,8 +27,7 @@ class Hit:
     row: int
     chunk: Chunk
     score: float  # fused score (the one the ranking is sorted by)
-    rank: int = 0  # 1-based, after de-duplication (and answer.cited_first)
-    fused_rank: int = 0  # the rank by the fused score alone
+    rank: int = 0  # 1-based, after de-duplication
     dense_score: float | None = None  # cosine to the query
     dense_rank: int | None = None
     bm25_score: float | None = None
@@ -169,7 +168,7 @@ def retrieve(index: Index, query: Query, *, mode: str, k: int, settings) -> list
         hit.rank = rank
         # A corroborating passage shares the rank of the passage it repeats.
         for each in (hit, *hit.also_in):
-            each.rank = each.fused_rank = rank
+            each.rank = rank
             each.matched_terms = tuple(sorted(query_terms & index.chunk_terms(each.row)))
     return hits
 

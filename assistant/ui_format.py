@@ -122,7 +122,7 @@ def find_hit(answer: Answer, citation: Citation) -> tuple[Hit | None, Hit | None
 
 
 def why_this_passage(hit: Hit | None, folded_into: Hit | None, answer: Answer) -> str:
-    """One line: dense cosine, late-interaction match, BM25 matched terms, rank
+    """One line: dense cosine, late-interaction match, BM25 matched terms, fused rank
     (Markdown-safe)."""
     if hit is None:
         return "*Why this passage:* not among the retrieved passages."
@@ -135,12 +135,11 @@ def why_this_passage(hit: Hit | None, folded_into: Hit | None, answer: Answer) -
         matched_terms = tuple(sorted(set(answer.query.terms) & set(terms(hit.chunk.text))))
     matched = ", ".join(surface.get(t, t) for t in matched_terms) or "none"
     bm25 = f"BM25 rank {hit.bm25_rank}" if hit.bm25_rank else "no BM25 match"
-    ranked = hit if folded_into is None else folded_into
-    rank = f"fused rank {ranked.fused_rank}"
-    if ranked.rank != ranked.fused_rank:  # answer.cited_first moved it
-        rank = f"rank {ranked.rank} (fused rank {ranked.fused_rank}, moved by its best statement)"
-    if folded_into is not None:
-        rank = f"a near-duplicate folded into {rank}"
+    rank = (
+        f"fused rank {hit.rank}"
+        if folded_into is None
+        else f"a near-duplicate folded into fused rank {folded_into.rank}"
+    )
     late = "" if hit.token_score is None else f" · word-piece match {hit.token_score:.3f}"
     return (
         f"*Why this passage:* dense cosine {dense}{late} · matched terms: "
