@@ -206,7 +206,6 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
                                   settings)  # fmt: skip
     if not candidates:
         return Answer(query.question, NOT_IN_DOCUMENTS, True, 0.0, [], hits, {}, query)
-    hits = cited_first(hits, candidates, settings.statement_rerank_depth)
     chosen = _select(index, candidates, settings)
     features = confidence_features(index, query, hits, chosen[0], idf)
     confidence = type_gate(confidence_from(features, settings.calibration or DEFAULT_WEIGHTS),
@@ -235,26 +234,6 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
         said = statement[0].text + " " + "; ".join(s.text.rstrip(".;") for s in statement[1:])
         parts.append(f"{said.strip()} {''.join(markers)}")
     return Answer(query.question, " ".join(parts), False, confidence, citations, hits, features, query)
-
-
-def cited_first(hits: list[Hit], candidates: list[Statement], depth: int) -> list[Hit]:
-    """The hits with the passage of the best statement moved to the top, when it is
-    among the first `depth`; the others keep their order.
-
-    The statement score weighs what the passage score cannot: the question's terms in
-    one sentence, novelty and the answer type. So the passage the answer quotes comes
-    first, and the ranking and the citations agree. Hits past `depth` keep their
-    place, so hit@depth cannot change.
-    """
-    top = candidates[0].hit
-    at = next((i for i, h in enumerate(hits[:depth]) if h is top), None)
-    if not at:
-        return hits
-    ordered = [top] + hits[:at] + hits[at + 1 :]
-    for rank, hit in enumerate(ordered, start=1):
-        for each in (hit, *hit.also_in):
-            each.rank = rank
-    return ordered
 
 
 def novelty(own: set[str] | str, query: Query, section: str) -> float:
@@ -321,12 +300,13 @@ def _passage_for(index: Index, rows: list[int], hit_row: int):
     return index.chunks[best]
 
 
-def quote_score(statement: Statement, weights: dict) -> float:
+def quote_score(statement: Statement, settings) -> float:
     """How well a statement answers, among those of one passage: the passage prior is
     the same for all, and the question's own words in the sentence count for more
-    than they do when passages are compared (`Settings.quote_weights`)."""
-    return (statement.cosine + weights["lexical"] * statement.lexical
-            + weights["novelty"] * statement.novelty + weights["type"] * statement.typed)  # fmt: skip
+    than they do when passages are compared (`Settings.quote_*_weight`)."""
+    return (statement.cosine + settings.quote_lexical_weight * statement.lexical
+            + settings.quote_novelty_weight * statement.novelty
+            + settings.quote_type_weight * statement.typed)  # fmt: skip
 
 
 def _select(index: Index, candidates: list[Statement], settings) -> list[Statement]:
@@ -337,14 +317,13 @@ def _select(index: Index, candidates: list[Statement], settings) -> list[Stateme
     score, within `sentence_margin` of the best.
     """
     passage = candidates[0].hit
-    weights = settings.quote_weights
-    first = candidates[0]
-    if weights:
-        first = max((c for c in candidates if c.hit is passage), key=lambda c: quote_score(c, weights))
+    first = max((c for c in candidates if c.hit is passage), key=lambda c: quote_score(c, settings))
     chosen = [first]
     for candidate in candidates:
         if len(chosen) >= settings.max_answer_sentences:
             break
+        if candidate is first:
+            continue
         if candidate.score < candidates[0].score - settings.sentence_margin:
             break
         vector = index.sentence_vectors[candidate.row]

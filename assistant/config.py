@@ -49,8 +49,6 @@ class Settings:
 
     # Answer composition.
     answer_passages: int = 4
-    # The top passages re-ordered by their best statement (answer.cited_first); 0: none.
-    statement_rerank_depth: int = 3
     max_answer_sentences: int = 2
     novelty_weight: float = 0.4  # chosen on the dev split (citation hit@1 0.776 -> 0.810)
     # A statement holding what the question asks for (a date for "when"); 0.5 over 0.2
@@ -58,10 +56,11 @@ class Settings:
     type_weight: float = 0.5
     sentence_margin: float = 0.08
     # Inside the chosen passage, the statement quoted first maximises cosine + these x
-    # (idf-weighted coverage of the question's terms, novelty, answer type); {}: the
-    # passage score decides. Fitted on the dev split (README, "How an answer is made").
-    quote_weights: dict = field(default_factory=lambda: {"lexical": 3.4, "novelty": 1.8, "type": 1.6},
-                                compare=False, hash=False)  # fmt: skip
+    # (idf-weighted coverage of the question's terms, novelty, answer type). Fitted on
+    # the dev split (README, "How an answer is made").
+    quote_lexical_weight: float = 3.4
+    quote_novelty_weight: float = 1.8
+    quote_type_weight: float = 1.6
     corroboration_cosine: float = 0.80
 
     # Abstention: answers whose confidence is below this are withheld.

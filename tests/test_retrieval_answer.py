@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import re
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from assistant import Assistant
 from assistant.answer import (DEFAULT_WEIGHTS, NOT_IN_DOCUMENTS, Statement, _select, citation_id,
-                              cited_first, confidence_from, entity_gap, quote_score, term_idf,
-                              unknown_name)
+                              confidence_from, entity_gap, quote_score, term_idf, unknown_name)
 from assistant.answer_types import expected_type, matches_type, mentions, recase
 from assistant.config import Settings
 from assistant.chunking import Chunk
@@ -126,32 +127,7 @@ def test_answers_are_verbatim_for_several_questions(tiny):
         assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
 
 
-# ---- the quoted passage first ----------------------------------------------------
-
-
-def _hits(n: int) -> list[Hit]:
-    hits = [Hit(row, Chunk("a.txt", "A", "S", row, row + 1, "x", ()), 1.0 - row / 10, rank=row + 1,
-                fused_rank=row + 1) for row in range(n)]  # fmt: skip
-    hits[2].also_in.append(Hit(9, Chunk("b.txt", "B", "S", 0, 1, "x", ()), 0.5, rank=3, fused_rank=3))
-    return hits
-
-
-def test_cited_first_moves_the_quoted_passage_up_and_keeps_the_rest_in_order():
-    hits = _hits(5)
-    candidates = [Statement(0, hits[2], 2.0, 0.5, [0]), Statement(1, hits[0], 1.9, 0.6, [1])]
-    ordered = cited_first(hits, candidates, depth=3)
-    assert [h.row for h in ordered] == [2, 0, 1, 3, 4]
-    assert [h.rank for h in ordered] == [1, 2, 3, 4, 5]
-    assert [h.fused_rank for h in ordered] == [3, 1, 2, 4, 5]
-    assert ordered[0].also_in[0].rank == 1  # a corroboration shares its passage's rank
-
-
-@pytest.mark.parametrize("at", [0, 3])
-def test_cited_first_leaves_the_ranking_when_the_quote_is_first_or_past_the_depth(at):
-    hits = _hits(5)
-    ordered = cited_first(hits, [Statement(0, hits[at], 2.0, 0.5, [0])], depth=3)
-    assert [h.row for h in ordered] == [0, 1, 2, 3, 4]
-    assert [h.rank for h in ordered] == [1, 2, 3, 4, 5]
+# ---- the statement quoted first ------------------------------------------------
 
 
 def test_the_first_quote_is_the_passages_statement_with_the_questions_words(tiny):
@@ -166,12 +142,22 @@ def test_the_first_quote_is_the_passages_statement_with_the_questions_words(tiny
     answer = Statement(second, passage, 1.95, 0.5, [second], lexical=0.6, novelty=0.5)
     # Better words, but in another passage: the passage is chosen by the passage score.
     outside = Statement(elsewhere, other, 1.99, 0.9, [elsewhere], lexical=1.0, novelty=1.0, typed=True)
-    weights = {"lexical": 3.4, "novelty": 1.8, "type": 1.6}
-    assert quote_score(answer, weights) == pytest.approx(0.5 + 3.4 * 0.6 + 1.8 * 0.5)
-    assert quote_score(topic, weights) == pytest.approx(0.6 + 3.4 * 0.1 + 1.8 * 0.2)
-    chosen = _select(index, [topic, outside, answer], Settings(quote_weights=weights))
+    settings = Settings(quote_lexical_weight=3.4, quote_novelty_weight=1.8, quote_type_weight=1.6)
+    assert quote_score(answer, settings) == pytest.approx(0.5 + 3.4 * 0.6 + 1.8 * 0.5)
+    assert quote_score(topic, settings) == pytest.approx(0.6 + 3.4 * 0.1 + 1.8 * 0.2)
+    chosen = _select(index, [topic, outside, answer], settings)
     assert chosen == [answer, topic]  # the runner-up by passage score follows
-    assert _select(index, [topic, outside, answer], Settings(quote_weights={}))[0] is topic
+    cosine_only = Settings(quote_lexical_weight=0.0, quote_novelty_weight=0.0, quote_type_weight=0.0)
+    assert _select(index, [topic, outside, answer], cosine_only)[0] is topic
+
+
+def test_the_first_quote_is_never_quoted_twice():
+    # Zero vectors are "different" from everything (cosine 0 < 0.8): only identity stops a repeat.
+    index = SimpleNamespace(sentence_vectors=np.zeros((2, 4), dtype=np.float32))
+    hit = Hit(0, Chunk("a.txt", "A", "S", 0, 1, "x", ()), 1.0, rank=1)
+    best, other = Statement(0, hit, 2.0, 0.5, [0]), Statement(1, hit, 1.99, 0.1, [1])
+    assert _select(index, [best, other], Settings()) == [best, other]
+    assert _select(index, [best], Settings()) == [best]
 
 
 # ---- list introductions -----------------------------------------------------------
