@@ -217,7 +217,8 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
     for candidate in chosen:
         markers = []
         statement = [index.sentences[r][1] for r in candidate.rows]
-        for row, hit, score in [candidate[:3]] + _corroborations(index, candidate, hits, settings):
+        own = (candidate.row, candidate.hit, candidate.score)
+        for row, hit, score in [own] + _corroborations(index, candidate, hits, settings):
             doc, sentence = index.sentences[row]
             main = row == candidate.row
             end = statement[-1].end if main else sentence.end
@@ -286,7 +287,7 @@ def _score_sentences(index: Index, query: Query, hits: list[Hit], idf, documents
             if typed:
                 score += settings.type_weight
             out.append(Statement(rows[0], hit, score, cosine, rows, lexical, fresh, typed))
-    out.sort(key=lambda c: (-c[2], c[0]))
+    out.sort(key=lambda c: (-c.score, c.row))
     return out
 
 
