@@ -54,19 +54,16 @@ _FUNCTION_WORDS = frozenset(
     Each Such Some Many Most Other Another Their They There Thus Then When Where Which Who What
     January February March April May June July August September October November December""".split()
 )
-# Title-case words that are not people's names in this domain's prose.
-_NOT_NAMES = frozenset(
+# Title-case words that are not people's names in this domain's prose (besides the above).
+_NOT_NAMES = _FUNCTION_WORDS | frozenset(
     """North South East West Korea Korean Koreas United States Nations Soviet Union China Chinese
     Japan Japanese America American Cold War World Peninsula Armistice Agreement Demilitarized Zone
-    Military Demarcation Line Declaration Policy Battle Reservoir Perimeter President General The
-    This These Those Its It In On At As By For From Following During After Before While However
-    Conversely Additionally Notably Ultimately Overall Despite Although Recent Early Both Each
+    Military Demarcation Line Declaration Policy Battle Reservoir Perimeter President General
     International Asian Asia Western Eastern Marxist Leninist Security Council Sunshine Summit
     Peace Talks Korea's Republic Democratic People's Allied Allies Germany Poland India Pakistan
     Panmunjom Inchon Pusan Chosin Kaesong Seoul Pyongyang Beijing Moscow Washington DMZ MDL UN
     CBMs NGOs Confidence Building Measures Key Initial Frequent Large Efforts Examples Lessons
-    Command Commands Forces Coalition Delegation Delegations Representatives Headquarters
-    January February March April May June July August September October November December""".split()
+    Command Commands Forces Coalition Delegation Delegations Representatives Headquarters""".split()
 )
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+(?:-[a-z]+)?\b")
 _PLACE = re.compile(r"\b(in|at|near|from|to|along|across|on|inside|within|into|outside|around)\s+(the\s+)?([A-Z][a-z]+)")
@@ -122,7 +119,6 @@ def matches_type(sentence: str, answer_type: str | None, question: str = "") -> 
 
 # A whole number of 2-4 digits ("2019", "1950s"), not a piece of "1950-53" or "250,000".
 _NUMBER = re.compile(r"(?<![\d.,'’-])\d{2,4}s?(?![\d]|[.,]\d)")
-_YEAR = re.compile(r"(1[5-9]\d\d|20\d\d)s?")
 
 
 def question_entities(question: str) -> list[str]:
