@@ -274,7 +274,7 @@ def _score_sentences(index: Index, query: Query, hits: list[Hit], idf, documents
                            for c, r in zip(cosines, rows)]  # fmt: skip
             # A list is judged by its best item and by the whole, not by its opener alone.
             cosine = 0.5 * max(cosines) + 0.5 * sum(cosines) / len(cosines)
-            text = " ".join(index.sentences[r][1].text for r in rows)
+            text = "\n".join(index.sentences[r][1].text for r in rows)
             own = set().union(*(index.sentence_terms(r) for r in rows))
             lexical = coverage(query.terms, query.focus_terms, own, idf)
             # The passage's own retrieval score (relative to the best) carries the
@@ -382,7 +382,7 @@ def _corroborations(index: Index, candidate, hits: list[Hit], settings) -> list[
 def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf) -> dict:
     """The signals the confidence combines, each roughly in [0, 1]."""
     hit, cosine, rows = best.hit, best.cosine, best.rows
-    statement = " ".join(index.sentences[r][1].text for r in rows)
+    statement = "\n".join(index.sentences[r][1].text for r in rows)
     corrections = dict(query.corrections)
     question = recase(query.question, ChainMap(index.proper_names, WRITTEN), corrections)
     passage_terms = index.chunk_terms(hit.row)

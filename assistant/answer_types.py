@@ -17,8 +17,8 @@ _QUESTION_TYPES = [
     # did the troops retreat" is a distance).
     ("date", re.compile(r"\bhow far back\b(?=[^?.]*\b(go|goes|went|date|dates|reach|in time)\b)|\bhow long ago\b", re.I)),
     ("number", re.compile(r"\bhow (many|much|long|far|large|big|often|wide|deep|high|tall|old)\b|\b(what|which) (was |is |were |are )?(the )?(total |exact )?(number|percentage|share|size|death toll|toll|casualt(y|ies)|population|cost|width|length|distance)\b", re.I)),
-    ("date", re.compile(r"\bwhen\b|\b(what|which|in what|in which) (year|month|date|day|decade)\b|\bwhat time\b", re.I)),
-    ("place", re.compile(r"\bwhere\b|\b(what|which|in what|in which) (city|town|place|location|village|site|region|area)\b", re.I)),
+    ("date", re.compile(r"\bwhen\b|\b(what|which|in what|in which) (years?|months?|dates?|days?|decades?)\b|\bwhat time\b", re.I)),
+    ("place", re.compile(r"\bwhere\b|\b(what|which|in what|in which) (city|cities|towns?|places?|locations?|villages?|sites?|regions?|area)\b", re.I)),
     ("person", re.compile(r"\b(what|which|who)\b[\w\s'-]{0,30}?\b(leaders?|presidents?|generals?|officers?|persons?|commanders?|officials?|diplomats?|negotiators?|envoys?|ministers?)\b"
                           # what only a person does: heading, commanding, chairing a body, a
                           # post one holds after another, signing on an organisation's behalf
@@ -66,6 +66,9 @@ _NOT_NAMES = _FUNCTION_WORDS | frozenset(
     Command Commands Forces Coalition Delegation Delegations Representatives Headquarters""".split()
 )
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+(?:-[a-z]+)?\b")
+# Where a word is capitalised because it opens something: the text, a line, a list item
+# ("- Creation of the DMZ", "2. Frequency of drills").
+_OPENS = re.compile(r"(\A|\n)\s*([-*•–]|\d+[.)])?\s*\Z")
 _PLACE = re.compile(r"\b(in|at|near|from|to|along|across|on|inside|within|into|outside|around)\s+(the\s+)?([A-Z][a-z]+)")
 # "the village of Kaesong", "the port city of Inchon": a place named by what it is.
 _PLACE_OF = re.compile(r"\b(village|town|city|port|capital|island|province|county|region|district)\s+of\s+([A-Z][a-z]+)")
@@ -108,7 +111,8 @@ def matches_type(sentence: str, answer_type: str | None, question: str = "") -> 
     if answer_type == "place":
         places = [m.group(3) for m in _PLACE.finditer(sentence)] + [m.group(2) for m in _PLACE_OF.finditer(sentence)]
         return new(p for p in places if p not in _MONTHS.split("|"))
-    words = [w for w in _CAPITALISED.findall(sentence[1:]) if w not in _FUNCTION_WORDS]
+    words = [m.group() for m in _CAPITALISED.finditer(sentence)
+             if m.group() not in _FUNCTION_WORDS and not _OPENS.search(sentence[: m.start()])]
     if answer_type == "agent":
         return new(words) or new(re.findall(r"\b[A-Z]{2,}\b", sentence))
     if answer_type == "person":

@@ -13,6 +13,9 @@ from assistant.answer_types import entity_coverage, expected_type, matches_type,
         ("Which South Korean president introduced the Sunshine Policy?", "person"),
         ("Who were the main parties at the table?", None),  # parties, not a person
         ("In which city was the 2019 summit held?", "place"),
+        ("In which cities were the 2019 summits held?", "place"),  # plurals ask the same
+        ("In which years did the summits take place?", "date"),
+        ("In what areas have the talks sought cooperation?", None),  # fields, not places
     ],
 )
 def test_expected_type(question, expected):
@@ -31,6 +34,10 @@ def test_expected_type(question, expected):
         ("North Korea, led by Kim Il-sung, held firm.", "person", True),
         ("The talks were held at the village of Kaesong.", "place", True),  # "<kind> of <Name>"
         ("The talks were held at the village.", "place", False),
+        # A list item's first word is capitalised because it opens the item.
+        ("Key elements included:\n- Creation of a buffer zone.\n- Release of prisoners.", "person", False),
+        ("Key elements included:\n1. Frequency of drills.", "person", False),
+        ("Key elements included:\n- Talks led by Kim Il-sung.", "person", True),
     ],
 )
 def test_matches_type(sentence, answer_type, expected):
