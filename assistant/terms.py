@@ -76,7 +76,7 @@ def correct_terms(
     """Map misspelt query words to a close surface word ("armistace" -> "armistice"; the
     pipeline passes the corpus words and the alias names).
 
-    Only words of five letters or more whose stem the corpus does not know, and that
+    Only words of four letters or more whose stem the corpus does not know, and that
     `is_word` (the model's vocabulary) does not know as English, are considered:
     without that check "table" became "stable", "landing" "leading" and "northern"
     "another" in 64 of the question set's 281 questions. Only a close match
@@ -87,7 +87,7 @@ def correct_terms(
     """
     fixes: dict[str, str] = {}
     for word in query_words:
-        if len(word) < 5 or not word.isalpha() or word in STOPWORDS or stem(word) in known_stems:
+        if len(word) < 4 or not word.isalpha() or word in STOPWORDS or stem(word) in known_stems:
             continue
         if is_word is not None and is_word(word):
             continue

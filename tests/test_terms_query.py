@@ -52,7 +52,7 @@ def test_stem_meets_inflections():
 # ---- spelling ---------------------------------------------------------------------
 
 
-CORPUS_WORDS = ["armistice", "signed", "negotiations", "panmunjom", "prisoners"]
+CORPUS_WORDS = ["armistice", "signed", "negotiations", "panmunjom", "prisoners", "seoul", "talk"]
 KNOWN = {stem(w) for w in CORPUS_WORDS}
 
 
@@ -65,7 +65,9 @@ KNOWN = {stem(w) for w in CORPUS_WORDS}
         (["prisoner"], {}),  # same stem as "prisoners"
         (["amnesty"], {}),  # too far from anything (best ratio 0.5 < 0.8)
         (["armis"], {}),  # 5 letters but not close enough to a corpus word
-        (["sine"], {}),  # under five letters
+        (["seol"], {"seol": "seoul"}),  # four letters are enough
+        (["tank"], {}),  # four letters, nothing close
+        (["tlk"], {}),  # under four letters (0.86 from "talk")
         (["1953x"], {}),  # not alphabetic
         (["whatever"], {}),  # a stopword
     ],
