@@ -138,6 +138,14 @@ def cross_validated_f1(X: np.ndarray, y: Sequence[bool], *, l2: float, folds: in
 
     None when a class has fewer than two members (no fold split can train on both).
     """
+    runs = _cross_validated_runs(X, y, l2=l2, folds=folds, repeats=repeats, seed=seed,
+                                 max_false_abstention=max_false_abstention)  # fmt: skip
+    return None if runs is None else float(np.mean(runs))
+
+
+def _cross_validated_runs(X, y, *, l2: float, folds: int, repeats: int, seed: int,
+                          max_false_abstention: float | None) -> np.ndarray | None:  # fmt: skip
+    """The held-out abstention F1 of each repeat (a new random fold split each time)."""
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=bool)
     folds = min(folds, int(y.sum()), int((~y).sum()))
@@ -156,22 +164,28 @@ def cross_validated_f1(X: np.ndarray, y: Sequence[bool], *, l2: float, folds: in
             held_out = 1 / (1 + np.exp(-np.clip(X[held] @ weights + bias, -30, 30)))
             abstained[held] = held_out < point.threshold
         scores.append(abstention_scores(list(abstained), list(y))["abstention_f1"] or 0.0)
-    return float(np.mean(scores))
+    return np.array(scores)
 
 
 def choose_l2(X: np.ndarray, y: Sequence[bool], grid: Sequence[float] = (0.1, 1.0, 10.0), *,
               seed: int = 0, max_false_abstention: float | None = None,
               ) -> tuple[float, dict[float, float | None]]:  # fmt: skip
-    """The penalty with the best cross-validated abstention F1 (ties: the stronger penalty).
+    """The strongest penalty whose cross-validated abstention F1 is within one standard
+    deviation of the best (the "one-standard-error" rule; the deviation is the best
+    penalty's, over the repeats' fold splits). Scores closer than that are fold-split
+    noise, and the stronger penalty gives the more moderate weights.
 
     Too few questions to cross-validate: the middle of the grid.
     """
-    scores = {l2: cross_validated_f1(X, y, l2=l2, seed=seed, max_false_abstention=max_false_abstention)
-              for l2 in grid}  # fmt: skip
-    if any(v is None for v in scores.values()):
-        return sorted(grid)[len(grid) // 2], scores
+    runs = {l2: _cross_validated_runs(X, y, l2=l2, folds=5, repeats=10, seed=seed,
+                                      max_false_abstention=max_false_abstention)
+            for l2 in grid}  # fmt: skip
+    if any(r is None for r in runs.values()):
+        return sorted(grid)[len(grid) // 2], {l2: None for l2 in grid}
+    scores = {l2: float(np.mean(r)) for l2, r in runs.items()}
     best = max(grid, key=lambda l2: (round(scores[l2], 9), l2))
-    return best, scores
+    floor = scores[best] - float(np.std(runs[best]))
+    return max(l2 for l2 in grid if scores[l2] >= floor - 1e-9), scores
 
 
 def out_of_fold_confidences(X: np.ndarray, y: Sequence[bool], *, l2: float, folds: int = 5,

@@ -300,6 +300,17 @@ def test_cross_validation_of_the_penalty():
     assert set(scores) == {0.1, 1.0, 10.0} and best == 10.0  # all tie at 1.0: strongest penalty
 
 
+def test_choose_l2_takes_the_strongest_penalty_within_one_deviation_of_the_best(monkeypatch):
+    import assistant.calibration as calibration
+
+    runs = {0.1: [0.95, 0.96, 0.95, 0.96], 1.0: [0.90, 0.90, 0.90, 0.90], 10.0: [0.95, 0.95, 0.95, 0.95]}
+    monkeypatch.setattr(calibration, "_cross_validated_runs", lambda X, y, l2, **_: np.array(runs[l2]))
+    best, scores = calibration.choose_l2(None, None, (0.1, 1.0, 10.0))
+    assert scores[0.1] == pytest.approx(0.955) and best == 10.0  # 0.95 >= 0.955 - 0.005
+    runs[10.0] = [0.94] * 4  # now further below the best than its spread
+    assert calibration.choose_l2(None, None, (0.1, 1.0, 10.0))[0] == 0.1
+
+
 def test_out_of_fold_confidences_never_score_their_own_training_data():
     from assistant.calibration import out_of_fold_confidences
 
