@@ -91,6 +91,14 @@ def expected_type(question: str) -> str | None:
     return None
 
 
+_WHY = re.compile(r"\bwhy\b", re.I)
+
+
+def asks_why(question: str) -> bool:
+    """Whether the question asks for a reason ("Why did ...", "explain why ...")."""
+    return bool(_WHY.search(question))
+
+
 def matches_type(sentence: str, answer_type: str | None, question: str = "") -> bool:
     """Whether the sentence holds something of the expected type (True when none).
 

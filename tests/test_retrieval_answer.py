@@ -227,8 +227,13 @@ def test_entity_gap_is_the_rarest_name_the_statement_leaves_out(tiny):
     assert entity_gap(index, "When did Vietnamese troops enter the war?", signing, {}) == 1.0
     # Every name in the statement, no expected type, or no names: no gap.
     assert entity_gap(index, "When was the armistice signed at Panmunjom?", signing, {}) == 0.0
-    assert entity_gap(index, "Why did Vietnamese troops enter the war?", signing, {}) == 0.0
+    assert entity_gap(index, "How did Vietnamese troops enter the war?", signing, {}) == 0.0
     assert entity_gap(index, "When was the armistice signed?", signing, {}) == 0.0
+    # A reason is about what the question names, like a date or a name is.
+    assert entity_gap(index, "Why did Vietnamese troops enter the war?", signing, {}) == 1.0
+    assert entity_gap(index, "Explain why the talks left Kaesong", signing, {}) \
+        == pytest.approx(kaesong / unseen)
+    assert entity_gap(index, "Why was the armistice signed at Panmunjom?", signing, {}) == 0.0
     # "Who" asks for an agent, which has a type too.
     assert entity_gap(index, "Who met at Kaesong?", signing, {}) == pytest.approx(kaesong / unseen)
 
