@@ -143,8 +143,8 @@ def cross_validated_f1(X: np.ndarray, y: Sequence[bool], *, l2: float, folds: in
     return None if runs is None else float(np.mean(runs))
 
 
-def _cross_validated_runs(X, y, *, l2: float, folds: int, repeats: int, seed: int,
-                          max_false_abstention: float | None) -> np.ndarray | None:  # fmt: skip
+def _cross_validated_runs(X, y, *, l2: float, folds: int = 5, repeats: int = 10, seed: int = 0,
+                          max_false_abstention: float | None = None) -> np.ndarray | None:  # fmt: skip
     """The held-out abstention F1 of each repeat (a new random fold split each time)."""
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=bool)
@@ -177,8 +177,7 @@ def choose_l2(X: np.ndarray, y: Sequence[bool], grid: Sequence[float] = (0.1, 1.
 
     Too few questions to cross-validate: the middle of the grid.
     """
-    runs = {l2: _cross_validated_runs(X, y, l2=l2, folds=5, repeats=10, seed=seed,
-                                      max_false_abstention=max_false_abstention)
+    runs = {l2: _cross_validated_runs(X, y, l2=l2, seed=seed, max_false_abstention=max_false_abstention)
             for l2 in grid}  # fmt: skip
     if any(r is None for r in runs.values()):
         return sorted(grid)[len(grid) // 2], {l2: None for l2 in grid}
