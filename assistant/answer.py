@@ -279,7 +279,7 @@ def _score_sentences(index: Index, query: Query, hits: list[Hit], idf, documents
                            for c, r in zip(cosines, rows)]  # fmt: skip
             # A list is judged by its best item and by the whole, not by its opener alone.
             cosine = 0.5 * max(cosines) + 0.5 * sum(cosines) / len(cosines)
-            text = "\n".join(index.sentences[r][1].text for r in rows)
+            text = statement_text(index, rows)
             own = set().union(*(index.sentence_terms(r) for r in rows))
             lexical = coverage(query.terms, query.focus_terms, own, idf)
             # The passage's own retrieval score (relative to the best) carries the
@@ -338,6 +338,12 @@ def _select(index: Index, candidates: list[Statement], settings) -> list[Stateme
     return chosen
 
 
+def statement_text(index: Index, rows: list[int]) -> str:
+    """A statement's sentences, one per line as a list's items stand in the document
+    (so a word opening an item reads as an opener: answer_types.matches_type)."""
+    return "\n".join(index.sentences[r][1].text for r in rows)
+
+
 def statement_rows(index: Index, row: int, documents: dict) -> list[int]:
     """The sentence rows of the statement a sentence belongs to.
 
@@ -387,7 +393,7 @@ def _corroborations(index: Index, candidate, hits: list[Hit], settings) -> list[
 def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf) -> dict:
     """The signals the confidence combines, each roughly in [0, 1]."""
     hit, cosine, rows = best.hit, best.cosine, best.rows
-    statement = "\n".join(index.sentences[r][1].text for r in rows)
+    statement = statement_text(index, rows)
     corrections = dict(query.corrections)
     question = recase(query.question, ChainMap(index.proper_names, WRITTEN), corrections)
     passage_terms = index.chunk_terms(hit.row)
