@@ -69,7 +69,10 @@ _CAPITALISED = re.compile(r"\b[A-Z][a-z]+(?:-[a-z]+)?\b")
 # Where a word is capitalised because it opens something: the text, a line, a list item
 # ("- Creation of the DMZ", "2. Frequency of drills").
 _OPENS = re.compile(r"(\A|\n)\s*([-*•–]|\d+[.)])?\s*\Z")
-_PLACE = re.compile(r"\b(in|at|near|from|to|along|across|on|inside|within|into|outside|around)\s+(the\s+)?([A-Z][a-z]+)")
+# An organisation is not a place: "representatives from the United Nations Command".
+_ORGANISATION = r"(?!United Nations\b|[A-Z][a-z]+ (?:Command|Council|Forces|Nations|Organi[sz]ation)\b)"
+_PLACE = re.compile(r"\b(in|at|near|from|to|along|across|on|inside|within|into|outside|around)\s+(the\s+)?"
+                    + _ORGANISATION + r"([A-Z][a-z]+)")
 # "the village of Kaesong", "the port city of Inchon": a place named by what it is.
 _PLACE_OF = re.compile(r"\b(village|town|city|port|capital|island|province|county|region|district)\s+of\s+([A-Z][a-z]+)")
 _WH = re.compile(r"\b(how|what|which|who|whom|whose|when|where|why)\b", re.I)

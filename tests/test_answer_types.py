@@ -34,6 +34,9 @@ def test_expected_type(question, expected):
         ("North Korea, led by Kim Il-sung, held firm.", "person", True),
         ("The talks were held at the village of Kaesong.", "place", True),  # "<kind> of <Name>"
         ("The talks were held at the village.", "place", False),
+        ("Officials from the United Nations Command met.", "place", False),  # not a place
+        ("Envoys from the Security Council met.", "place", False),
+        ("Troops from the United States landed.", "place", True),  # a country is
         # A list item's first word is capitalised because it opens the item.
         ("Key elements included:\n- Creation of a buffer zone.\n- Release of prisoners.", "person", False),
         ("Key elements included:\n1. Frequency of drills.", "person", False),
