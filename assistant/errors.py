@@ -17,6 +17,10 @@ class ModelNotFoundError(AssistantError):
     """The embedding model folder cannot be found or loaded."""
 
 
+class SettingsError(AssistantError):
+    """A settings file (assistant/calibration.json) that cannot be read."""
+
+
 class IndexLoadError(AssistantError):
     """The saved index is unreadable, corrupt or does not match the settings."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -194,7 +195,10 @@ def write_calibration(record: dict, path: Path) -> None:
     keep = {k: record[k] for k in ("weights", "threshold", "fitted_on", "dev_metrics")}
     keep["dev_metrics"] = {k: round(v, 4) if isinstance(v, float) else v
                            for k, v in keep["dev_metrics"].items()}  # fmt: skip
-    path.write_text(json.dumps(keep, indent=2) + "\n", encoding="utf-8")
+    # Written beside it, then renamed over it: a crash leaves the old file, never half a file.
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(json.dumps(keep, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, path)
 
 
 def format_calibration(record: dict) -> str:
