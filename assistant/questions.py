@@ -70,10 +70,13 @@ def parse_question(record, *, where: str) -> Question:
 
 
 def parse_questions(text: str, *, source: str = "questions") -> list[Question]:
-    """Questions from JSON Lines text; blank lines are skipped, line numbers are physical."""
+    """Questions from JSON Lines text; blank lines are skipped, line numbers are physical.
+
+    Lines end at "\n" only: JSON strings may hold U+2028 or U+0085 raw, which
+    str.splitlines() would split on."""
     questions: list[Question] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{source} line {number}"
@@ -108,11 +111,16 @@ def load_questions(path: str | Path) -> list[Question]:
 
 
 def check_lengths(questions: Sequence[Question], limit: int, *, source: str = "questions") -> None:
-    """Fail before any work on a question (or history turn) that ask() would refuse."""
+    """Fail before any work on a question (or history turn) that ask() would refuse,
+    by the same checks ask() makes."""
+    from .pipeline import check_question, check_turns
+
     for q in questions:
-        for text in (q.question, *q.history):
-            if len(text.strip()) > limit:
-                raise UsageError(f"{source} line {q.line}: text longer than {limit} characters")
+        try:
+            check_question(q.question, limit)
+            check_turns(q.history, limit)
+        except UsageError as exc:
+            raise UsageError(f"{source} line {q.line}: {exc}") from None
 
 
 def select_split(questions: Sequence[Question], split: str | None) -> list[Question]:

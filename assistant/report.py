@@ -3,7 +3,7 @@
 Works on finished runs (anything with .label, .k, .threshold, .results and
 .metrics, i.e. evaluation.EvalRun); one run is a report, two are shown side
 by side. The HTML is self-contained: plots are base64 PNGs and every piece of
-text is HTML-escaped (document text never becomes markup). Matplotlib is used
+text is HTML-escaped, and in report.md Markdown-escaped (document text never becomes markup). Matplotlib is used
 through its object API with the Agg canvas, never pyplot, so it is safe in a
 server thread. Does not run questions or compute metrics.
 """
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .metrics import metric_table, outcome
+from .ui_format import escape_markdown
 
 RANK_BUCKETS = 10  # ranks 1..10 each get a bar, then "none"
 
@@ -113,8 +114,9 @@ def figure_png(fig) -> bytes:
 
 
 def _md_cell(value) -> str:
-    # HTML-escaped so a Markdown renderer shows document text as text, never as markup.
-    return html.escape(str(value)).replace("|", "&#124;").replace("\n", " ")
+    # Escaped as the chat escapes it, so a Markdown renderer shows document text as text:
+    # no HTML, no links ("[x](javascript:...)"), no emphasis, no table break at "|".
+    return escape_markdown(str(value), one_line=True)
 
 
 def _md_table(headers: list[str], rows: list[list[str]]) -> str:

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from assistant import Assistant, cli, evaluation
+from assistant import Assistant, cli, evaluation, report
 from assistant.answer import DEFAULT_WEIGHTS
 from assistant.config import load_settings
-from assistant.errors import AssistantError, UsageError
+from assistant.errors import AssistantError, SettingsError, UsageError
 from assistant.evaluation import (
     DEFAULT_QUESTIONS,
     load_questions,
@@ -107,6 +107,13 @@ def test_extra_fields_ignored_and_defaults():
     assert (second.id, second.answerable, second.evidence, second.split, second.line) == ("7", False, (), None, 3)
 
 
+def test_lines_end_at_newline_only():
+    # U+2028 and U+0085 are line breaks to str.splitlines() but may stand raw in JSON strings.
+    text = GOOD.replace("Q?", "Q\u2028still Q\u0085?") + "\n" + GOOD.replace('"a"', '"b"') + "\n"
+    first, second = parse_questions(text)
+    assert (first.question, first.line, second.line) == ("Q\u2028still Q\u0085?", 1, 2)
+
+
 def test_load_questions_file_errors(tmp_path):
     with pytest.raises(UsageError, match="question file not found"):
         load_questions(tmp_path / "missing.jsonl")
@@ -145,7 +152,16 @@ def test_malformed_file_stops_before_any_work(tmp_path, monkeypatch, capsys):
     long = tmp_path / "long.jsonl"
     long.write_text(GOOD.replace("Q?", "Q" * 1001) + "\n", encoding="utf-8")
     assert cli.main(["eval", str(long)]) == cli.EXIT_USAGE
-    assert "long.jsonl line 1: text longer than 1000 characters" in capsys.readouterr().err
+    assert "long.jsonl line 1: the question is too long (1001 characters" in capsys.readouterr().err
+    # The file check is ask()'s own: padding counts, a question of NULs is empty.
+    padded = tmp_path / "padded.jsonl"
+    padded.write_text(GOOD.replace("Q?", "  " + "Q" * 999) + "\n", encoding="utf-8")
+    assert cli.main(["eval", str(padded)]) == cli.EXIT_USAGE
+    assert "padded.jsonl line 1: the question is too long" in capsys.readouterr().err
+    nuls = tmp_path / "nuls.jsonl"
+    nuls.write_text(GOOD.replace("Q?", "\\u0000\\u0000") + "\n", encoding="utf-8")
+    assert cli.main(["eval", str(nuls)]) == cli.EXIT_USAGE
+    assert "nuls.jsonl line 1: the question is empty" in capsys.readouterr().err
     assert cli.main(["eval", str(long), "-k", "0"]) == cli.EXIT_USAGE
 
 
@@ -204,6 +220,13 @@ def test_eval_json_compare_and_report(use_tiny_assistant, questions_file, tmp_pa
     assert (report / "rank_distribution.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_report_markdown_cells_are_inert():
+    cell = report._md_cell("[x](javascript:alert(3)) <b>bold</b> *a* | b\nc")
+    assert "](" not in cell.replace("\\]", "")  # no live link
+    assert "<b>" not in cell and "&lt;b&gt;" in cell
+    assert "\\*a\\*" in cell and "\\|" in cell and "\n" not in cell
+
+
 def test_eval_text_output_and_split(use_tiny_assistant, questions_file, capsys):
     assert cli.main(["eval", questions_file, "--split", "test", "--mode", "dense"]) == 0
     out = capsys.readouterr().out
@@ -232,6 +255,26 @@ def test_calibrate_writes_what_settings_read(use_tiny_assistant, questions_file,
     assert settings.abstain_below == saved["threshold"] and settings.calibration == saved["weights"]
     # The original assistant was not changed by the calibration run.
     assert use_tiny_assistant.settings.abstain_below == 0.5
+
+
+def test_calibration_file_is_replaced_whole_and_read_or_refused(tmp_path, capsys, monkeypatch):
+    target = tmp_path / "calibration.json"
+    record = {"weights": {"bias": -1.0}, "threshold": 0.5, "fitted_on": "x",
+              "dev_metrics": {"hit@1": 0.123456}}  # fmt: skip
+    evaluation.write_calibration(record, target)
+    assert [p.name for p in tmp_path.iterdir()] == ["calibration.json"]  # no temporary left
+    assert load_settings(calibration_file=target).abstain_below == 0.5
+    target.write_text('{"weights": {"bias": -1', encoding="utf-8")  # a truncated file
+    with pytest.raises(SettingsError, match=r"calibration.json is unreadable \(JSONDecodeError"):
+        load_settings(calibration_file=target)
+    target.write_text('{"weights": {}}', encoding="utf-8")  # no threshold
+    with pytest.raises(SettingsError, match="KeyError"):
+        load_settings(calibration_file=target)
+    # The CLI says so in one line, exit 2, before any work.
+    monkeypatch.setattr(cli, "load_settings", lambda: load_settings(calibration_file=target))
+    assert cli.main(["ask", "When was the armistice signed?"]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "is unreadable" in err and err.count("\n") == 1
 
 
 def test_calibrate_needs_a_dev_split(use_tiny_assistant, tmp_path, monkeypatch):
