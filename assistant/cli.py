@@ -13,15 +13,22 @@ import os
 import sys
 from pathlib import Path
 
-from .config import load_settings
+from .config import MODES, load_settings
 from .errors import AssistantError
 
 EXIT_USAGE = 2
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr, like every other error."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="assistant", description=__doc__.splitlines()[0])
-    common = argparse.ArgumentParser(add_help=False)
+    parser = OneLineParser(prog="assistant", description=__doc__.splitlines()[0])
+    common = OneLineParser(add_help=False)
     common.add_argument("--seeds", type=Path, default=Path("seeds"), help="documents folder")
     common.add_argument("--index", type=Path, default=Path("index"), help="index folder")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -33,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question")
     ask.add_argument("--json", action="store_true")
     ask.add_argument("-k", type=int, default=None, help="passages to retrieve (default 10)")
-    ask.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default=None)
+    ask.add_argument("--mode", choices=MODES, default=None)
     ask.add_argument("--history", action="append", default=[], help="an earlier user turn")
 
     cite = sub.add_parser("cite", parents=[common], help="show a cited passage in context")
@@ -45,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--report", type=Path, default=None, help="write report.md/html here")
     evaluate.add_argument("-k", type=int, default=10)
-    evaluate.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default=None)
-    evaluate.add_argument("--compare", choices=["hybrid", "dense", "bm25"], default=None,
+    evaluate.add_argument("--mode", choices=MODES, default=None)
+    evaluate.add_argument("--compare", choices=MODES, default=None,
                           help="a second retrieval mode to run side by side")  # fmt: skip
     evaluate.add_argument("--split", default=None, help="only questions of this split")
     evaluate.add_argument("--calibrate", action="store_true",

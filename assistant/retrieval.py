@@ -16,10 +16,10 @@ import numpy as np
 
 from . import ann
 from .chunking import Chunk
+from .config import MODES
 from .index import Index
 from .query import Query
 
-MODES = ("hybrid", "dense", "bm25")
 
 
 @dataclass

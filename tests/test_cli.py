@@ -16,6 +16,7 @@ import sys
 import pytest
 
 import assistant.pipeline as pipeline
+from assistant import cli
 from assistant.cli import main
 
 from conftest import ROOT, FakeEmbedder
@@ -200,3 +201,21 @@ def test_serve_takes_a_max_batch_of_at_least_one(capsys):
             build_parser().parse_args(["serve", "--max-batch", bad])
         assert info.value.code == 2
         assert "expected a whole number from 1 up" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "the following arguments are required: command"),
+        (["ask"], "the following arguments are required: question"),
+        (["ask", "x", "-k", "abc"], "argument -k: invalid int value: 'abc'"),
+        (["ask", "x", "--mode", "fuzzy"], "invalid choice: 'fuzzy'"),
+        (["nope"], "invalid choice: 'nope'"),
+    ],
+)
+def test_usage_errors_are_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == cli.EXIT_USAGE
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
