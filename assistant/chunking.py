@@ -52,10 +52,6 @@ class Chunk:
         "the section on sticking points" finds its section."""
         return f"{self.section}\n{self.text}"
 
-    @property
-    def text_hash(self) -> str:
-        return text_hash(self.text)
-
 
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]

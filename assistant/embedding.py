@@ -89,7 +89,7 @@ class SentenceTransformerEmbedder:
             )
         self.model_dir = model_dir
         self.name = model_fingerprint(model_dir)
-        self.max_tokens = _max_seq_length(model_dir)
+        self.max_tokens = max_seq_length(model_dir)
         self.dimension = _dimension(model_dir)
         self._model = None
         self._tokenizer = None
@@ -252,7 +252,7 @@ def text_tokens(token_embeddings: np.ndarray, input_ids: np.ndarray, mask: np.nd
     return ids, np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def _max_seq_length(model_dir: Path) -> int:
+def max_seq_length(model_dir: Path) -> int:
     path = model_dir / "sentence_bert_config.json"
     if path.exists():
         return int(json.loads(path.read_text()).get("max_seq_length", 256))

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedding import text_tokens
+from .embedding import max_seq_length, text_tokens
 
 # Bump when the exported graph changes, so old caches are not reused
 # (2: exported with eager attention instead of SDPA).
@@ -68,13 +68,6 @@ def read_pipeline(model_dir: Path) -> bool:
     if modes != {"pooling_mode_mean_tokens"}:
         raise UnsupportedModelError(f"pooling {sorted(modes)} is not mean over tokens")
     return kinds[-1] == "Normalize"
-
-
-def max_seq_length(model_dir: Path) -> int:
-    path = Path(model_dir) / "sentence_bert_config.json"
-    if path.exists():
-        return int(json.loads(path.read_text()).get("max_seq_length", 256))
-    return 256
 
 
 class OnnxQueryEncoder:
