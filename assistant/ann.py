@@ -59,10 +59,6 @@ def build(vectors: np.ndarray, params: dict) -> faiss.Index:
             faiss.omp_set_num_threads(threads)
         index = faiss.IndexRefineFlat(base)
         index.k_factor = float(params["k_factor"])
-    elif kind == "hnsw-ip":
-        index = faiss.IndexHNSWFlat(dimension, params["M"], faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = params["efConstruction"]
-        index.hnsw.efSearch = params["efSearch"]
     else:
         raise ValueError(f"unknown ANN type {kind!r}")
     if len(vectors):
@@ -100,8 +96,6 @@ def save(index: faiss.Index, path: Path) -> None:
 
 def load(path: Path, params: dict) -> faiss.Index:
     index = faiss.read_index(str(path))
-    if params.get("type") == "hnsw-ip":
-        index.hnsw.efSearch = params["efSearch"]
-    elif params.get("type") == "pq4fs-refine":  # read_index returns IndexRefineFlat itself
+    if params.get("type") == "pq4fs-refine":  # read_index returns IndexRefineFlat itself
         index.k_factor = float(params["k_factor"])
     return index

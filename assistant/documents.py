@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,7 +192,8 @@ def _make_paragraph(section: str, line: str, start: int) -> Paragraph:
 def load_documents(seeds_dir: Path, *, max_file_bytes: int) -> tuple[list[Document], list[str]]:
     """Every .txt/.md file under seeds_dir, and one warning per file skipped.
 
-    Symlinks that resolve outside the folder are not followed.
+    Symlinks that resolve outside the folder are not followed; anything that is not a
+    regular file (FIFO, device, dangling symlink) or cannot be read is skipped.
     Raises NoDocumentsError when the folder is missing or nothing could be read.
     """
     seeds_dir = Path(seeds_dir)
@@ -201,14 +203,27 @@ def load_documents(seeds_dir: Path, *, max_file_bytes: int) -> tuple[list[Docume
     documents, warnings = [], []
     for path in sorted(_walk(seeds_dir)):
         rel = path.relative_to(seeds_dir).as_posix()
-        if path.is_symlink() and not path.resolve().is_relative_to(root):
-            warnings.append(f"skipped {rel}: symlink leaves the seeds folder")
+        try:
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
+                warnings.append(f"skipped {rel}: symlink leaves the seeds folder")
+                continue
+            info = path.stat()  # of what a symlink points to
+        except (OSError, RuntimeError) as exc:  # dangling symlink; a loop (RuntimeError before 3.13)
+            reason = exc.strerror if isinstance(exc, OSError) else "symlink loop"
+            warnings.append(f"skipped {rel}: cannot read it ({reason})")
             continue
-        size = path.stat().st_size
+        if not stat.S_ISREG(info.st_mode):  # reading a FIFO would wait forever
+            warnings.append(f"skipped {rel}: not a regular file")
+            continue
+        size = info.st_size
         if size > max_file_bytes:
             warnings.append(f"skipped {rel}: {size} bytes is over the {max_file_bytes}-byte cap")
             continue
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            warnings.append(f"skipped {rel}: cannot read it ({exc.strerror})")
+            continue
         decoded = decode_bytes(data)
         if decoded is None:
             warnings.append(f"skipped {rel}: not a text file (binary or undetectable encoding)")
