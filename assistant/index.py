@@ -397,9 +397,16 @@ def _embed_with_cache(texts, cache, embedder: Embedder, progress, label, *, toke
 
 @contextlib.contextmanager
 def build_lock(index_dir: Path):
-    """One builder at a time per index folder (advisory lock, freed on crash)."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / ".lock", "w") as handle:
+    """One builder at a time per index folder (advisory lock, freed on crash).
+
+    Raises IndexLoadError when the folder cannot be made or the lock file opened.
+    """
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(index_dir / ".lock", "w")
+    except OSError as exc:  # e.g. a path under a file: /dev/null/index
+        raise IndexLoadError(f"index path {index_dir} cannot be used: {exc.strerror}") from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -440,6 +447,7 @@ def save_index(index: Index, index_dir: Path) -> Path:
         # rebuild of identical content never lands on an old (perhaps damaged) folder.
         version = f"v-{hashlib.sha256(manifest_bytes).hexdigest()[:16]}-{os.urandom(4).hex()}"
         final = index_dir / version
+        previous = _current_version(index_dir)
         os.rename(tmp, final)
         _write_bytes(index_dir / "CURRENT.tmp", version.encode())
         os.replace(index_dir / "CURRENT.tmp", index_dir / "CURRENT")
@@ -447,8 +455,9 @@ def save_index(index: Index, index_dir: Path) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    # The version live until now stays: another process may be loading it this moment.
     for old in index_dir.glob("v-*"):
-        if old.name != version:
+        if old.name not in (version, previous):
             shutil.rmtree(old, ignore_errors=True)
     index.manifest, index.path = manifest, final
     return final
@@ -457,15 +466,40 @@ def save_index(index: Index, index_dir: Path) -> Path:
 def load_index(index_dir: Path, *, verify: bool = True) -> Index:
     """Load the live version. Checksums are verified before FAISS reads a byte.
 
+    A build elsewhere may switch CURRENT and delete the version being read; then
+    the new live version is read instead (once).
     Raises IndexLoadError (missing, corrupt, or of another format version).
     """
     index_dir = Path(index_dir)
+    version = _read_current(index_dir)
+    try:
+        return _load_version(index_dir, version, verify=verify)
+    except IndexLoadError:
+        now = _current_version(index_dir)
+        if now in (None, version):
+            raise
+        return _load_version(index_dir, now, verify=verify)
+
+
+def _read_current(index_dir: Path) -> str:
     try:
         version = (index_dir / "CURRENT").read_text().strip()
-    except OSError:
+    except (OSError, ValueError):
         raise IndexLoadError(f"no index in {index_dir}") from None
     if not _VERSION_NAME.fullmatch(version):
         raise IndexLoadError(f"{index_dir / 'CURRENT'} does not name an index version")
+    return version
+
+
+def _current_version(index_dir: Path) -> str | None:
+    """The version CURRENT names, or None when there is none or it is unreadable."""
+    try:
+        return _read_current(index_dir)
+    except IndexLoadError:
+        return None
+
+
+def _load_version(index_dir: Path, version: str, *, verify: bool) -> Index:
     folder = index_dir / version
     try:
         manifest_bytes = (folder / "manifest.json").read_bytes()
@@ -478,8 +512,11 @@ def load_index(index_dir: Path, *, verify: bool = True) -> Index:
         raise IndexLoadError(f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}")
     if verify:
         for name, digest in manifest.get("files", {}).items():
-            path = folder / name
-            if not path.is_file() or _sha256_file(path) != digest:
+            try:
+                intact = _sha256_file(folder / name) == digest
+            except OSError:  # missing, or deleted while being read
+                intact = False
+            if not intact:
                 raise IndexLoadError(f"index file {name} is missing or corrupt (checksum)")
     try:
         import bm25s

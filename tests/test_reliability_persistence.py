@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
+import assistant.index as index_module
 from assistant import Assistant
 from assistant.config import Settings
 from assistant.errors import CitationNotFoundError, IndexLoadError
-from assistant.index import load_index
+from assistant.index import load_index, save_index
 
 from conftest import ROOT, FakeEmbedder
 
@@ -129,6 +130,7 @@ def test_a_build_killed_part_way_leaves_the_previous_index_answering_identically
     kill_build_at(point, seeds, index, tmp_path)
 
     assert load_index(index).manifest == manifest_before  # verified by checksums
+    live_before = (index / "CURRENT").read_text()
     (seeds / "added.txt").unlink()  # back to the documents the live index was built from
     after = load(seeds, index)
     assert after.build_stats is None and after.warnings == []  # loaded, not rebuilt
@@ -137,7 +139,9 @@ def test_a_build_killed_part_way_leaves_the_previous_index_answering_identically
     (seeds / "added.txt").write_text("Added Later\n\nThe Geneva Conference met in 1954.\n")
     rebuilt = load(seeds, index)
     assert rebuilt.build_stats is not None and "added.txt" in rebuilt.index.manifest["documents"]
-    assert not list(index.glob(".tmp-*")) and len(list(index.glob("v-*"))) == 1
+    assert not list(index.glob(".tmp-*"))
+    # the new version and the one live before it (kept for a reader still loading it)
+    assert {p.name for p in index.glob("v-*")} == {live_before, rebuilt.index.path.name}
 
 
 # ---- line 10: a flipped byte or a missing file ------------------------------------
@@ -323,3 +327,78 @@ def test_a_change_made_while_stopped_is_found_by_the_next_load(built):
     assert after.build_stats.changed_documents == ("beta.md",)
     assert after.build_stats.embedded < after.build_stats.chunks  # only what changed
     assert "April 2018" in after.ask("When did the Panmunjom Declaration come?").answer
+
+
+# ---- a build saving while another process loads -------------------------------------
+
+
+def save_during_load(monkeypatch, index_object, index: Path, saves: int) -> list[str]:
+    """Make the next load_index run `saves` saves (another process's build) just as it
+    starts checking its version's files; returns the version it started on."""
+    real = index_module._sha256_file
+    started: list[str] = []
+
+    def hashing(path):
+        if not started:
+            started.append((index / "CURRENT").read_text())
+            for _ in range(saves):
+                save_index(index_object, index)
+        return real(path)
+
+    monkeypatch.setattr(index_module, "_sha256_file", hashing)
+    return started
+
+
+def test_a_save_landing_during_a_load_keeps_the_version_being_loaded(built, monkeypatch):
+    seeds, index, assistant, before = built
+    started = save_during_load(monkeypatch, assistant.index, index, saves=1)
+    during = load(seeds, index)
+    monkeypatch.undo()
+    assert started and during.index.path.name == started[0]  # read to the end, still there
+    assert during.build_stats is None and during.warnings == []  # no spurious rebuild
+    assert answers(during) == before
+    assert len(list(index.glob("v-*"))) == 2  # the new version and the one live before it
+
+
+def test_two_saves_during_a_load_give_the_newest_version_or_a_one_line_error(built, monkeypatch):
+    """The version being read is deleted under the loader (two builds behind): it
+    reads the new live version, or fails with IndexLoadError, never a raw OSError."""
+    seeds, index, assistant, before = built
+    started = save_during_load(monkeypatch, assistant.index, index, saves=2)
+    try:
+        loaded = load_index(index)
+    except IndexLoadError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert loaded.path.name == (index / "CURRENT").read_text() != started[0]
+        assert loaded.manifest == load_index(index).manifest
+    monkeypatch.undo()
+    assert not (index / started[0]).exists()  # deleted mid-read: the case under test
+    assert answers(load(seeds, index)) == before
+
+
+def test_each_save_keeps_the_version_live_before_it_and_deletes_older_ones(built):
+    _, index, assistant, _ = built
+    live = [(index / "CURRENT").read_text()]
+    for _ in range(3):
+        live.append(save_index(assistant.index, index).name)
+    assert {p.name for p in index.glob("v-*")} == set(live[-2:])
+
+
+# ---- an index path that cannot be used at all ---------------------------------------
+
+
+@pytest.mark.parametrize("command", [["build"], ["ask", QUESTIONS[0]]])
+@pytest.mark.parametrize("parent", ["a-file", "/dev/null"])
+def test_an_index_path_under_a_file_is_a_one_line_error_with_exit_2(tiny_seeds, tmp_path, capsys,
+                                                                    monkeypatch, command, parent):  # fmt: skip
+    import assistant.pipeline as pipeline
+    from assistant.cli import main
+
+    monkeypatch.setattr(pipeline, "SentenceTransformerEmbedder", lambda *args, **kwargs: FakeEmbedder())
+    (tmp_path / "a-file").write_text("not a folder")
+    index = Path(parent) / "index" if parent.startswith("/") else tmp_path / parent / "index"
+    code = main([*command, "--seeds", str(tiny_seeds), "--index", str(index)])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert err == f"error: index path {index} cannot be used: Not a directory\n"
