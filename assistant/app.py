@@ -374,8 +374,13 @@ def create_server_app(source: Assistant | AssistantSlot, *, blocked: Sequence[st
         return JSONResponse(body, status_code=status)
 
     blocked = list(blocked) or protected_paths(slot.settings)
+    demo = build_app(slot, max_batch=max_batch)
+    # Gradio checks that a file input was uploaded (not any server path a client names)
+    # only once `has_launched`, which launch() sets and mount_gradio_app does not: without
+    # this it copies the named file into its cache and hands that to the handler.
+    demo.has_launched = True
     return gr.mount_gradio_app(
-        app, build_app(slot, max_batch=max_batch), path="/", show_error=False, allowed_paths=[],
+        app, demo, path="/", show_error=False, allowed_paths=[],
         blocked_paths=blocked, footer_links=["api", "settings"], run_history=False, ssr_mode=False,
         mcp_server=False, css=CSS,
     )  # fmt: skip

@@ -3,8 +3,9 @@
 `build_evaluation_tab(get_assistant)` adds its components to whatever gr.Tab or
 gr.Blocks is open; `run_evaluation` is the plain handler behind the button (unit
 tests call it directly). The shipped set runs by default; another set can be
-uploaded (no server path is typed in, so the tab cannot be pointed at arbitrary
-files). Errors reach the user as one-line gr.Error messages. Does not compute
+uploaded, and only an uploaded file (inside Gradio's upload folder) is read, whatever
+path a client sends. The run is not part of the public API. Errors reach the user as
+one-line gr.Error messages. Does not compute
 metrics or draw plots itself (evaluation.py, report.py).
 """
 
@@ -31,6 +32,7 @@ from .report import confidence_figure, metric_rows, question_rows, rank_figure
 
 ALL_SPLITS = "all"
 MODES = ("hybrid", "dense", "bm25")
+NOT_UPLOADED = "only an uploaded question set (or none, for the shipped set) can be run"
 
 
 @dataclass
@@ -79,10 +81,16 @@ def evaluate_view(assistant, file: str | Path | None = None, *, split: str = ALL
 
 
 def run_evaluation(get_assistant: Callable[[], object], file=None, split: str = ALL_SPLITS,
-                   mode: str = "hybrid", progress=None) -> tuple:  # fmt: skip
-    """The button's handler: user errors become gr.Error, nothing else escapes."""
+                   mode: str = "hybrid", progress=None, *,
+                   upload_dir: str | Path | None = None) -> tuple:  # fmt: skip
+    """The button's handler: user errors become gr.Error, nothing else escapes.
+
+    With `upload_dir` (the tab always passes Gradio's upload folder) a file that does not
+    lie inside it is refused: a client can send any path, not only one it uploaded.
+    """
     try:
-        view = evaluate_view(get_assistant(), _file_path(file), split=split, mode=mode, progress=progress)
+        path = _file_path(file, upload_dir)
+        view = evaluate_view(get_assistant(), path, split=split, mode=mode, progress=progress)
     except AssistantError as exc:
         raise gr.Error(str(exc)) from None
     except Exception as exc:  # one failed run must not take the server down
@@ -90,11 +98,24 @@ def run_evaluation(get_assistant: Callable[[], object], file=None, split: str = 
     return view.as_tuple()
 
 
-def _file_path(file) -> str | None:
-    """gr.File gives a path string (type='filepath'); older payloads have a .name."""
+def _file_path(file, upload_dir: str | Path | None = None) -> str | None:
+    """gr.File gives a path string (type='filepath'); older payloads have a .name.
+
+    With `upload_dir`, the path (symlinks and ".." resolved) must lie inside it.
+    """
     if file is None or file == "":
         return None
-    return str(getattr(file, "name", file))
+    path = str(getattr(file, "name", file))
+    if upload_dir is not None and not Path(path).resolve().is_relative_to(Path(upload_dir).resolve()):
+        raise AssistantError(NOT_UPLOADED)
+    return path
+
+
+def upload_folder() -> str:
+    """Where Gradio stores uploads (GRADIO_TEMP_DIR, else <tmp>/gradio), read per call."""
+    from gradio.utils import get_upload_folder
+
+    return get_upload_folder()
 
 
 def build_evaluation_tab(get_assistant: Callable[[], object]) -> dict:
@@ -119,11 +140,14 @@ def build_evaluation_tab(get_assistant: Callable[[], object]) -> dict:
     questions = gr.Dataframe(label="Questions", interactive=False, wrap=True)
 
     def handler(file, split_value, mode_value, progress=gr.Progress()):
-        return run_evaluation(get_assistant, file, split_value, mode_value, progress)
+        return run_evaluation(get_assistant, file, split_value, mode_value, progress,
+                              upload_dir=upload_folder())  # fmt: skip
 
+    # Private: off the API page and out of gradio_client. A raw HTTP call can still reach
+    # any event, so the handler itself refuses files that were not uploaded.
     button.click(handler, [upload, split, mode],
                  [status, metrics, rank_plot, confidence_plot, questions],
-                 api_name="evaluate", concurrency_limit=1)  # fmt: skip
+                 api_name="evaluate", api_visibility="private", concurrency_limit=1)  # fmt: skip
     return {"upload": upload, "split": split, "mode": mode, "button": button, "status": status,
             "metrics": metrics, "rank_plot": rank_plot, "confidence_plot": confidence_plot,
             "questions": questions}  # fmt: skip
