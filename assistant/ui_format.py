@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import quote as url_quote
 
 from .answer import Answer, Citation
+from .documents import repair_mojibake
 from .retrieval import Hit
 from .terms import stem, terms, words
 
@@ -24,9 +25,10 @@ _INLINE = re.compile(r"([\\`*_\[\]{}|~$])")
 # Escaped only where a line starts: headings, quotes, lists, setext underlines.
 _BLOCK_MARK = re.compile(r"^([#>+=-])", re.MULTILINE)
 _ORDERED = re.compile(r"^(\d+)([.)])", re.MULTILINE)
-_MARKERS = re.compile(r"(?:\[\d+\])+")
-# An answer's [n] markers once escaped: "\[1\]\[2\]" before a space or the end.
-_ESCAPED_MARKERS = re.compile(r"(?:\\\[\d+\\\])+(?= |$)")
+# A run of [n] markers between a space and a space or the end: where compose_answer puts
+# a statement's markers (answer_parts decides which runs are those).
+_MARKER_RUN = re.compile(r"(?<= )(?:\[\d+\])+(?= |$)")
+_TAIL = 24  # alphanumerics of a quote's end that must end the statement before its markers
 
 
 def escape_markdown(text: str, *, one_line: bool = False) -> str:
@@ -95,18 +97,45 @@ def format_answer_message(answer: Answer) -> str:
         for c in answer.citations
     )
     ids = {c.n: c.id for c in answer.citations}
-
-    def linked(group: re.Match) -> str:
-        numbers = [int(n) for n in re.findall(r"\d+", group[0])]
-        if not all(n in ids for n in numbers):
-            return group[0]
-        return "".join(f"[\\[{n}\\]]({cite_link(ids[n])})" for n in numbers)
-
-    text = _ESCAPED_MARKERS.sub(linked, escape_markdown(answer.answer, one_line=True))
+    text = " ".join(
+        escape_markdown(said, one_line=True)
+        + (" " if numbers else "")
+        + "".join(f"[\\[{n}\\]]({cite_link(ids[n])})" for n in numbers)
+        for said, numbers in answer_parts(answer)
+    )
     return (
         f"{text}\n\n"
         f"*Confidence {answer.confidence:.2f}* · sources are listed beside the chat\n\n{sources}"
     )
+
+
+def answer_parts(answer: Answer) -> list[tuple[str, list[int]]]:
+    """The answer as (statement, the numbers of the markers composition appended to it).
+
+    compose_answer writes each statement, a space and its markers "[a][a+1]...", numbered
+    on from the previous statement's. A run of markers counts only if it is the next in
+    that numbering and the text before it ends as citation a's quote ends (compared on
+    letters and digits, of the quote as in the file or mojibake-repaired, as the answer has
+    the cleaned sentences): so an "[n]" that is part of the quoted document text stays
+    text. Text after the last run found is a last part with no markers.
+    """
+    tails = {c.n: tuple(_alnum(q)[-_TAIL:] for q in (c.quote, repair_mojibake(c.quote)[0]))
+             for c in answer.citations}  # fmt: skip
+    text, parts, start, expected = answer.answer, [], 0, 1
+    for run in _MARKER_RUN.finditer(text):
+        numbers = [int(n) for n in re.findall(r"\d+", run[0])]
+        said = text[start : run.start()]
+        if (numbers == list(range(expected, expected + len(numbers)))
+                and all(n in tails for n in numbers) and _alnum(said).endswith(tails[expected])):  # fmt: skip
+            parts.append((said.strip(), numbers))
+            start, expected = run.end(), numbers[-1] + 1
+    if text[start:].strip():
+        parts.append((text[start:].strip(), []))
+    return parts
+
+
+def _alnum(text: str) -> str:
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
 
 
 def find_hit(answer: Answer, citation: Citation) -> tuple[Hit | None, Hit | None]:
@@ -159,7 +188,7 @@ def _surface_words(answer: Answer) -> dict[str, str]:
 
 def source_cards(answer: Answer) -> list[SourceCard]:
     """A card per citation: title, section, passage with the quote, also-in, why."""
-    groups = [[int(n) for n in re.findall(r"\d+", g)] for g in _MARKERS.findall(answer.answer)]
+    groups = [numbers for _, numbers in answer_parts(answer)]
     cards = []
     for c in answer.citations:
         hit, folded_into = find_hit(answer, c)

@@ -1,0 +1,58 @@
+"""Chat markers: only the [n] markers the answer appended are links, never document text."""
+
+from __future__ import annotations
+
+import re
+
+from markdown_it import MarkdownIt
+
+from assistant.answer import Answer, Citation
+from assistant.ui_format import answer_parts, cite_link, format_answer_message, source_cards
+
+
+def citation(n: int, quote: str, doc: str = "a.txt") -> Citation:
+    return Citation(n, f"{doc}:{n}-{n + 1}#{n:06x}", doc, "Title", "Section", n, n + 1, quote,
+                    f"Before. {quote} After.", 1.0)  # fmt: skip
+
+
+def answer(text: str, *citations: Citation) -> Answer:
+    return Answer("Q?", text, False, 0.9, list(citations), [])
+
+
+def links(message: str) -> list[str]:
+    body = message.split("\n\n")[0]  # the answer, not the sources list under it
+    return re.findall(r'<a href="([^"]+)">\[(\d+)\]</a>', MarkdownIt("commonmark").render(body))
+
+
+def test_a_footnote_in_the_quote_is_text_not_a_citation_link():
+    first = citation(1, "The armistice was signed on 27 July 1953.")
+    second = citation(2, "See note [2] for the <img src=x onerror=alert(1)> text.")
+    third = citation(3, "The armistice was signed.", doc="b.txt")
+    a = answer("The armistice was signed on 27 July 1953. [1] "
+               "See note [2] for the <img src=x onerror=alert(1)> text. [2][3]",
+               first, second, third)  # fmt: skip
+    assert answer_parts(a) == [("The armistice was signed on 27 July 1953.", [1]),
+                               ("See note [2] for the <img src=x onerror=alert(1)> text.", [2, 3])]  # fmt: skip
+    message = format_answer_message(a)
+    assert links(message) == [(cite_link(c.id), str(c.n)) for c in (first, second, third)]
+    rendered = MarkdownIt("commonmark").render(message)
+    assert "See note [2] for the &lt;img" in rendered and "<img" not in rendered
+    cards = source_cards(a)
+    assert "Same statement cited as:* \\[3\\]" in cards[1].details and "Same" not in cards[0].details
+
+
+def test_a_marker_like_end_of_a_quote_is_not_linked():
+    # The quote ends in "[2]", just before the real marker; before it, "[2]" would have
+    # linked to citation 2, a passage that says something else.
+    first = citation(1, "Prisoners were exchanged [2]")
+    second = citation(2, "Talks resumed in October.")
+    a = answer("Prisoners were exchanged [2] [1] Talks resumed in October. [2]", first, second)
+    assert [n for _, n in answer_parts(a)] == [[1], [2]]
+    assert links(format_answer_message(a)) == [(cite_link(c.id), str(c.n)) for c in (first, second)]
+    assert "Prisoners were exchanged \\[2\\] [\\[1\\]]" in format_answer_message(a)
+
+
+def test_without_a_matching_quote_nothing_is_linked():
+    a = answer("Something else entirely. [1]", citation(1, "The armistice was signed."))
+    assert answer_parts(a) == [("Something else entirely. [1]", [])]
+    assert links(format_answer_message(a)) == []
