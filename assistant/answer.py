@@ -84,6 +84,9 @@ class Answer:
     retrieved: list[Hit]
     features: dict = field(default_factory=dict)
     query: Query | None = None
+    # The answer as composed: each statement with the numbers of its [n] markers, so a
+    # display links those markers and never an "[n]" inside quoted text.
+    parts: list[tuple[str, list[int]]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """The JSON shape of `assistant ask --json` and the /ask API."""
@@ -218,7 +221,7 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
     if confidence < settings.abstain_below:
         return Answer(query.question, NOT_IN_DOCUMENTS, True, confidence, [], hits, features, query)
     citations: list[Citation] = []
-    parts = []
+    parts: list[tuple[str, list[int]]] = []
     for candidate in chosen:
         markers = []
         statement = [index.sentences[r][1] for r in candidate.rows]
@@ -236,10 +239,16 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
                          chunk.title, chunk.section, sentence.start, end, quote,
                          chunk.text, round(score, 4), chunk.id, chunk.start, chunk.end)  # fmt: skip
             )
-            markers.append(f"[{n}]")
+            markers.append(n)
         said = statement[0].text + " " + "; ".join(s.text.rstrip(".;") for s in statement[1:])
-        parts.append(f"{said.strip()} {''.join(markers)}")
-    return Answer(query.question, " ".join(parts), False, confidence, citations, hits, features, query)
+        parts.append((said.strip(), markers))
+    return Answer(query.question, answer_text(parts), False, confidence, citations, hits, features,
+                  query, parts)  # fmt: skip
+
+
+def answer_text(parts: list[tuple[str, list[int]]]) -> str:
+    """Statements, each followed by its markers: "It was signed in 1953. [1][2] ..."."""
+    return " ".join(f"{said} {''.join(f'[{n}]' for n in numbers)}".strip() for said, numbers in parts)
 
 
 def novelty(own: set[str] | str, query: Query, section: str) -> float:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from urllib.parse import quote as url_quote
 
 from .answer import Answer, Citation
-from .documents import repair_mojibake
 from .retrieval import Hit
 from .terms import stem, terms, words
 
@@ -25,10 +24,6 @@ _INLINE = re.compile(r"([\\`*_\[\]{}|~$])")
 # Escaped only where a line starts: headings, quotes, lists, setext underlines.
 _BLOCK_MARK = re.compile(r"^([#>+=-])", re.MULTILINE)
 _ORDERED = re.compile(r"^(\d+)([.)])", re.MULTILINE)
-# A run of [n] markers between a space and a space or the end: where compose_answer puts
-# a statement's markers (answer_parts decides which runs are those).
-_MARKER_RUN = re.compile(r"(?<= )(?:\[\d+\])+(?= |$)")
-_TAIL = 24  # alphanumerics of a quote's end that must end the statement before its markers
 
 
 def escape_markdown(text: str, *, one_line: bool = False) -> str:
@@ -110,32 +105,9 @@ def format_answer_message(answer: Answer) -> str:
 
 
 def answer_parts(answer: Answer) -> list[tuple[str, list[int]]]:
-    """The answer as (statement, the numbers of the markers composition appended to it).
-
-    compose_answer writes each statement, a space and its markers "[a][a+1]...", numbered
-    on from the previous statement's. A run of markers counts only if it is the next in
-    that numbering and the text before it ends as citation a's quote ends (compared on
-    letters and digits, of the quote as in the file or mojibake-repaired, as the answer has
-    the cleaned sentences): so an "[n]" that is part of the quoted document text stays
-    text. Text after the last run found is a last part with no markers.
-    """
-    tails = {c.n: tuple(_alnum(q)[-_TAIL:] for q in (c.quote, repair_mojibake(c.quote)[0]))
-             for c in answer.citations}  # fmt: skip
-    text, parts, start, expected = answer.answer, [], 0, 1
-    for run in _MARKER_RUN.finditer(text):
-        numbers = [int(n) for n in re.findall(r"\d+", run[0])]
-        said = text[start : run.start()]
-        if (numbers == list(range(expected, expected + len(numbers)))
-                and all(n in tails for n in numbers) and _alnum(said).endswith(tails[expected])):  # fmt: skip
-            parts.append((said.strip(), numbers))
-            start, expected = run.end(), numbers[-1] + 1
-    if text[start:].strip():
-        parts.append((text[start:].strip(), []))
-    return parts
-
-
-def _alnum(text: str) -> str:
-    return "".join(ch for ch in text.casefold() if ch.isalnum())
+    """The answer as (statement, the numbers of its markers); one unmarked part when the
+    answer has no statements (an abstention)."""
+    return answer.parts or [(answer.answer, [])]
 
 
 def find_hit(answer: Answer, citation: Citation) -> tuple[Hit | None, Hit | None]:

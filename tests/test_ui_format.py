@@ -6,7 +6,7 @@ import re
 
 from markdown_it import MarkdownIt
 
-from assistant.answer import Answer, Citation
+from assistant.answer import NOT_IN_DOCUMENTS, Answer, Citation, answer_text
 from assistant.ui_format import answer_parts, cite_link, format_answer_message, source_cards
 
 
@@ -15,8 +15,9 @@ def citation(n: int, quote: str, doc: str = "a.txt") -> Citation:
                     f"Before. {quote} After.", 1.0)  # fmt: skip
 
 
-def answer(text: str, *citations: Citation) -> Answer:
-    return Answer("Q?", text, False, 0.9, list(citations), [])
+def answer(parts: list[tuple[str, list[int]]], *citations: Citation) -> Answer:
+    """An answer as compose_answer makes one: its text is built from its parts."""
+    return Answer("Q?", answer_text(parts), False, 0.9, list(citations), [], parts=parts)
 
 
 def links(message: str) -> list[str]:
@@ -24,15 +25,19 @@ def links(message: str) -> list[str]:
     return re.findall(r'<a href="([^"]+)">\[(\d+)\]</a>', MarkdownIt("commonmark").render(body))
 
 
+def test_answer_text_puts_each_statements_markers_after_it():
+    assert answer_text([("It was signed.", [1, 2]), ("Talks resumed.", [3])]) == (
+        "It was signed. [1][2] Talks resumed. [3]"
+    )
+
+
 def test_a_footnote_in_the_quote_is_text_not_a_citation_link():
     first = citation(1, "The armistice was signed on 27 July 1953.")
     second = citation(2, "See note [2] for the <img src=x onerror=alert(1)> text.")
     third = citation(3, "The armistice was signed.", doc="b.txt")
-    a = answer("The armistice was signed on 27 July 1953. [1] "
-               "See note [2] for the <img src=x onerror=alert(1)> text. [2][3]",
-               first, second, third)  # fmt: skip
-    assert answer_parts(a) == [("The armistice was signed on 27 July 1953.", [1]),
-                               ("See note [2] for the <img src=x onerror=alert(1)> text.", [2, 3])]  # fmt: skip
+    a = answer([(first.quote, [1]), (second.quote, [2, 3])], first, second, third)
+    assert a.answer == ("The armistice was signed on 27 July 1953. [1] "
+                        "See note [2] for the <img src=x onerror=alert(1)> text. [2][3]")  # fmt: skip
     message = format_answer_message(a)
     assert links(message) == [(cite_link(c.id), str(c.n)) for c in (first, second, third)]
     rendered = MarkdownIt("commonmark").render(message)
@@ -42,17 +47,16 @@ def test_a_footnote_in_the_quote_is_text_not_a_citation_link():
 
 
 def test_a_marker_like_end_of_a_quote_is_not_linked():
-    # The quote ends in "[2]", just before the real marker; before it, "[2]" would have
-    # linked to citation 2, a passage that says something else.
+    # The quote ends in "[2]", just before the real marker; parsed out of the text, "[2]"
+    # would have linked to citation 2, a passage that says something else.
     first = citation(1, "Prisoners were exchanged [2]")
     second = citation(2, "Talks resumed in October.")
-    a = answer("Prisoners were exchanged [2] [1] Talks resumed in October. [2]", first, second)
-    assert [n for _, n in answer_parts(a)] == [[1], [2]]
+    a = answer([(first.quote, [1]), (second.quote, [2])], first, second)
     assert links(format_answer_message(a)) == [(cite_link(c.id), str(c.n)) for c in (first, second)]
     assert "Prisoners were exchanged \\[2\\] [\\[1\\]]" in format_answer_message(a)
 
 
-def test_without_a_matching_quote_nothing_is_linked():
-    a = answer("Something else entirely. [1]", citation(1, "The armistice was signed."))
-    assert answer_parts(a) == [("Something else entirely. [1]", [])]
+def test_an_abstention_links_nothing():
+    a = Answer("Q?", NOT_IN_DOCUMENTS, True, 0.1, [], [])
+    assert answer_parts(a) == [(NOT_IN_DOCUMENTS, [])]
     assert links(format_answer_message(a)) == []
