@@ -19,6 +19,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from .config import MODES
 from .errors import AssistantError
 from .evaluation import (
     DEFAULT_QUESTIONS,
@@ -31,7 +32,6 @@ from .evaluation import (
 from .report import confidence_figure, metric_rows, question_rows, rank_figure
 
 ALL_SPLITS = "all"
-MODES = ("hybrid", "dense", "bm25")
 NOT_UPLOADED = "only an uploaded question set (or none, for the shipped set) can be run"
 
 
