@@ -246,9 +246,10 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
                   query, parts)  # fmt: skip
 
 
-def answer_text(parts: list[tuple[str, list[int]]]) -> str:
-    """Statements, each followed by its markers: "It was signed in 1953. [1][2] ..."."""
-    return " ".join(f"{said} {''.join(f'[{n}]' for n in numbers)}".strip() for said, numbers in parts)
+def answer_text(parts: list[tuple[str, list[int]]], marker=lambda n: f"[{n}]") -> str:
+    """Statements, each followed by its markers: "It was signed in 1953. [1][2] ..."
+    (`marker` writes one; the chat makes each a link)."""
+    return " ".join(f"{said} {''.join(map(marker, numbers))}".strip() for said, numbers in parts)
 
 
 def novelty(own: set[str] | str, query: Query, section: str) -> float:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote as url_quote
 
-from .answer import Answer, Citation
+from .answer import Answer, Citation, answer_text
 from .retrieval import Hit
 from .terms import stem, terms, words
 
@@ -92,12 +92,9 @@ def format_answer_message(answer: Answer) -> str:
         for c in answer.citations
     )
     ids = {c.n: c.id for c in answer.citations}
-    text = " ".join(
-        escape_markdown(said, one_line=True)
-        + (" " if numbers else "")
-        + "".join(f"[\\[{n}\\]]({cite_link(ids[n])})" for n in numbers)
-        for said, numbers in answer_parts(answer)
-    )
+    text = answer_text([(escape_markdown(said, one_line=True), numbers)
+                        for said, numbers in answer_parts(answer)],
+                       marker=lambda n: f"[\\[{n}\\]]({cite_link(ids[n])})")  # fmt: skip
     return (
         f"{text}\n\n"
         f"*Confidence {answer.confidence:.2f}* · sources are listed beside the chat\n\n{sources}"
