@@ -3,9 +3,9 @@
 Works on finished runs (anything with .label, .k, .threshold, .results and
 .metrics, i.e. evaluation.EvalRun); one run is a report, two are shown side
 by side. The HTML is self-contained: plots are base64 PNGs and every piece of
-text is HTML-escaped, and in report.md Markdown-escaped (document text never becomes markup). Matplotlib is used
-through its object API with the Agg canvas, never pyplot, so it is safe in a
-server thread. Does not run questions or compute metrics.
+text is HTML-escaped; report.md's cells are Markdown-escaped (document text never
+becomes markup). Matplotlib is used through its object API with the Agg canvas,
+never pyplot, so it is safe in a server thread. Does not run questions or compute metrics.
 """
 
 from __future__ import annotations
