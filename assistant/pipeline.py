@@ -53,18 +53,22 @@ class Assistant:
     @classmethod
     def load(
         cls,
-        seeds_dir: str | Path = "seeds",
-        index_dir: str | Path = "index",
+        seeds_dir: str | Path | None = None,
+        index_dir: str | Path | None = None,
         *,
         settings: Settings | None = None,
         embedder: Embedder | None = None,
         progress=None,
         rebuild: bool = False,
     ) -> Assistant:
-        """Load the index of seeds_dir from index_dir, building or updating it as needed."""
-        settings = (settings or load_settings()).with_(
-            seeds_dir=Path(seeds_dir), index_dir=Path(index_dir)
-        )
+        """Load the index of seeds_dir from index_dir, building or updating it as needed.
+
+        A folder not given is the settings' (by default `seeds/` and `index/`): settings
+        naming their own folders are not overridden by this method's defaults.
+        """
+        settings = settings or load_settings()
+        settings = settings.with_(seeds_dir=Path(seeds_dir or settings.seeds_dir),
+                                  index_dir=Path(index_dir or settings.index_dir))  # fmt: skip
         # Questions are encoded with onnxruntime on an export kept beside the index.
         embedder = embedder or SentenceTransformerEmbedder(
             settings.model_dir, query_cache_dir=Path(settings.index_dir) / "encoder"
