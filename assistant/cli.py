@@ -56,8 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--compare", choices=MODES, default=None,
                           help="a second retrieval mode to run side by side")  # fmt: skip
     evaluate.add_argument("--split", default=None, help="only questions of this split")
+    evaluate.add_argument("--no-adapter", action="store_true",
+                          help="answer without the query adapter (with --calibrate: fit none)")
     evaluate.add_argument("--calibrate", action="store_true",
-                          help="fit the abstention threshold on the dev split and save it")  # fmt: skip
+                          help="fit the query adapter, confidence weights and abstention "
+                               "threshold on the dev split and save them")  # fmt: skip
 
     serve = sub.add_parser("serve", parents=[common], help="serve the web UI")
     serve.add_argument("--host", default="127.0.0.1")

@@ -71,6 +71,14 @@ class Settings:
     type_mismatch_factor: float = 0.5
     calibration: dict = field(default_factory=dict, compare=False, hash=False)
 
+    # Query adapter (adapter.py): a square matrix applied to every question vector,
+    # fitted on the dev split by --calibrate; None: the model's vectors as they are.
+    # L2 toward the identity and temperature chosen on dev by cross-validation over
+    # its writers (README, "Query adapter").
+    query_adapter: object = field(default=None, compare=False, hash=False, repr=False)
+    adapter_l2: float = 0.01
+    adapter_temperature: float = 0.05
+
     def with_(self, **changes) -> "Settings":
         return replace(self, **changes)
 
@@ -88,12 +96,14 @@ CALIBRATION_FILE = Path(__file__).parent / "calibration.json"
 
 
 def load_settings(calibration_file: Path | None = CALIBRATION_FILE, **overrides) -> Settings:
-    """Settings with the calibrated confidence weights and threshold, if a file exists.
+    """Settings with the calibrated confidence weights and threshold, and the query
+    adapter the file names (beside it), if a file exists.
 
-    `assistant eval --calibrate` writes that file; overrides win over it.
+    `assistant eval --calibrate` writes them; overrides win over them.
     """
     import json
 
+    from . import adapter
     from .errors import SettingsError
 
     values: dict = {}
@@ -102,6 +112,12 @@ def load_settings(calibration_file: Path | None = CALIBRATION_FILE, **overrides)
             data = json.loads(Path(calibration_file).read_text(encoding="utf-8"))
             values = {"calibration": dict(data.get("weights", {})),
                       "abstain_below": float(data["threshold"])}  # fmt: skip
+            saved = data.get("adapter")
+            if saved is not None:
+                name, sha256 = str(saved["file"]), str(saved["sha256"])
+                if Path(name).name != name:
+                    raise ValueError(f"adapter file {name!r} must sit beside the calibration")
+                values["query_adapter"] = adapter.load(Path(calibration_file).parent / name, sha256)
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise SettingsError(
                 f"{calibration_file} is unreadable ({type(exc).__name__}: {exc}); restore it "

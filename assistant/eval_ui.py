@@ -69,7 +69,7 @@ def evaluate_view(assistant, file: str | Path | None = None, *, split: str = ALL
     status = (f"{html.escape(path.name)}: {len(questions)} questions, mode {mode}, k={k}, abstain below "
               f"{run.threshold:.2f}. Ranking and citation metrics count the {m['answerable']} "
               f"answerable questions.")  # fmt: skip
-    if warning := calibration_warning(assistant.settings):
+    if warning := calibration_warning(assistant.settings, assistant.embedder.dimension):
         status += f" Warning: {warning}."
     return EvaluationView(
         status,

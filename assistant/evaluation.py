@@ -5,8 +5,8 @@ question file is checked whole before any work (questions.py); the first bad
 line stops the run with its line number. Metric formulas live in metrics.py,
 plots and report files in report.py, the logistic fit and threshold sweep in
 calibration.py.
-Does not change the engine: `--calibrate` only writes assistant/calibration.json,
-which `config.load_settings()` reads.
+Does not change the engine: `--calibrate` only writes assistant/calibration.json
+and the query adapter beside it, which `config.load_settings()` reads.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+
+import numpy as np
 
 from .answer import DEFAULT_WEIGHTS, feature_matrix, type_gate
 from .calibration import (
@@ -127,19 +129,34 @@ def run_questions(assistant, questions: Sequence[Question], *, k: int = 10, mode
 
 
 def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: str | None = None,
-              progress=None) -> dict:  # fmt: skip
+              progress=None, adapt: bool = True) -> dict:  # fmt: skip
     """Fit the confidence weights and abstention threshold on these (dev) questions.
 
-    Asks with abstention off to collect every answer's confidence features, fits
+    With `adapt`, first fits the query adapter (adapter.py) on the answerable
+    questions' evidence; the confidence features are then collected out of fold
+    (each fifth of the questions answered through an adapter fitted on the other
+    four fifths), since an adapter makes the questions it was fitted on look surer
+    than new ones. Without it, the features come from the engine as it is, adapter
+    off. Asks with abstention off to collect every answer's confidence features, fits
     answerable-vs-unanswerable, sweeps the threshold for the best abstention F1
     with at most MAX_FALSE_ABSTENTION false abstentions over out-of-fold
     confidences, then re-runs the questions under the new
     settings to measure them (those dev metrics are in-sample, hence optimistic).
-    Returns the calibration record (weights, threshold, fitted_on, dev_metrics, sweep).
+    Returns the calibration record (weights, threshold, fitted_on, dev_metrics, sweep,
+    query_adapter: the matrix or None).
     """
-    open_run = run_questions(with_settings(assistant, abstain_below=0.0), questions, k=k, mode=mode,
-                             progress=progress)  # fmt: skip
-    fitted = [r for r in open_run.results if r.features]  # no candidate sentence: always abstains
+    matrix = None
+    if adapt:
+        matrix = fit_adapter(assistant, questions)
+        if matrix is None:
+            raise UsageError("--calibrate fits the query adapter on answerable dev questions whose "
+                             "evidence is in the documents, and there are none (or use --no-adapter)")
+        open_results = _out_of_fold(assistant, questions, k=k, mode=mode, progress=progress)
+    else:
+        open_results = run_questions(with_settings(assistant, abstain_below=0.0, query_adapter=None),
+                                     questions, k=k, mode=mode, progress=progress).results  # fmt: skip
+    assistant = with_settings(assistant, query_adapter=matrix)
+    fitted = [r for r in open_results if r.features]  # no candidate sentence: always abstains
     if len({r.answerable for r in fitted}) < 2:
         raise UsageError("--calibrate needs answerable and unanswerable dev questions")
     X, names = feature_matrix([r.features for r in fitted])
@@ -150,9 +167,9 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
     held_out = iter(out_of_fold_confidences(X, labels, l2=l2))
     factor = assistant.settings.type_mismatch_factor  # the engine's gate, applied alike here
     confidences = [type_gate(float(next(held_out)), r.features, factor) if r.features else 0.0
-                   for r in open_run.results]  # fmt: skip
-    correct = [r.answerable and r.supported for r in open_run.results]
-    points = sweep(confidences, [r.answerable for r in open_run.results], correct)
+                   for r in open_results]  # fmt: skip
+    correct = [r.answerable and r.supported for r in open_results]
+    points = sweep(confidences, [r.answerable for r in open_results], correct)
     chosen = best_threshold(points, max_false_abstention=MAX_FALSE_ABSTENTION)
     threshold = round(chosen.threshold, 6)
     checked = run_questions(with_settings(assistant, calibration=calibrated, abstain_below=threshold),
@@ -162,22 +179,81 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
         "weights": calibrated,
         "threshold": threshold,
         "fitted_on": f"{len(questions)} dev questions ({len(fitted)} with features), "
-                     f"mode {open_run.mode}, k {k}, false abstentions <= {MAX_FALSE_ABSTENTION:.1%}, "
+                     f"mode {mode or assistant.settings.mode}, k {k}, "
+                     f"{'query adapter (features out of fold)' if adapt else 'no query adapter'}, "
+                     f"false abstentions <= {MAX_FALSE_ABSTENTION:.1%}, "
                      f"L2 {l2} (cross-validated F1 "
                      f"{', '.join(f'{p}: {_fmt(f)}' for p, f in cv_scores.items())}), "
                      f"{date.today().isoformat()}",
         "dev_metrics": dev_metrics,
         "sweep": [p.__dict__ for p in risk_coverage_rows(points, chosen)],
         "previous_weights": dict(assistant.settings.calibration or DEFAULT_WEIGHTS),
+        "query_adapter": matrix,
+        "adapter_settings": {"l2": assistant.settings.adapter_l2,
+                             "temperature": assistant.settings.adapter_temperature},
     }  # fmt: skip
+
+
+ADAPTER_FOLDS = 5
+
+
+def fit_adapter(assistant, questions: Sequence[Question]):
+    """The query adapter fitted on the answerable questions whose evidence lies in an
+    indexed passage: each question's vector (as `ask` embeds it, before any adapter)
+    against the chunks and the sentences holding an evidence string. None if there
+    is no such question."""
+    from . import adapter
+
+    index = assistant.index
+    chunk_texts = [c.text for c in index.chunks]
+    sentence_texts = [s.text for _, s in index.sentences]
+    chosen, chunk_rows, sentence_rows = [], [], []
+    for q in questions:
+        if not q.answerable or not q.evidence:
+            continue
+        chunks = [i for i, text in enumerate(chunk_texts) if contains_evidence(text, q.evidence)]
+        if chunks:
+            chosen.append(q)
+            chunk_rows.append(chunks)
+            sentence_rows.append([i for i, text in enumerate(sentence_texts)
+                                  if contains_evidence(text, q.evidence)])  # fmt: skip
+    if not chosen:
+        return None
+    queries = assistant.queries([q.question for q in chosen], [q.history for q in chosen])
+    settings = assistant.settings
+    return adapter.fit(np.stack([q.vector for q in queries]), chunk_rows, sentence_rows,
+                       index.chunk_vectors, index.sentence_vectors, l2=settings.adapter_l2,
+                       temperature=settings.adapter_temperature)  # fmt: skip
+
+
+def _out_of_fold(assistant, questions: Sequence[Question], *, k: int, mode: str | None,
+                 progress=None) -> list[QuestionResult]:  # fmt: skip
+    """Every question answered (abstention off) through an adapter fitted without it:
+    fold f holds questions f, f + 5, f + 10, ... in file order."""
+    results: dict[int, QuestionResult] = {}
+    for fold in range(ADAPTER_FOLDS):
+        held = [i for i in range(len(questions)) if i % ADAPTER_FOLDS == fold]
+        if not held:
+            continue
+        rest = [q for i, q in enumerate(questions) if i % ADAPTER_FOLDS != fold]
+        matrix = fit_adapter(assistant, rest)
+        run = run_questions(with_settings(assistant, abstain_below=0.0, query_adapter=matrix),
+                            [questions[i] for i in held], k=k, mode=mode, progress=progress)  # fmt: skip
+        results.update(zip(held, run.results))
+    return [results[i] for i in range(len(questions))]
 
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def calibration_warning(settings) -> str | None:
-    """A warning when the saved weights were fitted on other signals than the engine computes."""
+def calibration_warning(settings, dimension: int | None = None) -> str | None:
+    """A warning when the saved weights were fitted on other signals than the engine
+    computes, or the query adapter for vectors of another width than the model's."""
+    matrix = settings.query_adapter
+    if matrix is not None and dimension is not None and matrix.shape[0] != dimension:
+        return (f"the query adapter was fitted for {matrix.shape[0]}-d vectors and the model gives "
+                f"{dimension}-d: it is not used; rerun `assistant eval FILE --calibrate`")  # fmt: skip
     weights = settings.calibration or {}
     if not weights or set(weights) == set(DEFAULT_WEIGHTS):
         return None
@@ -191,14 +267,27 @@ def calibration_warning(settings) -> str | None:
 
 
 def write_calibration(record: dict, path: Path) -> None:
-    """The file config.load_settings() reads; the sweep table is printed, not stored."""
+    """The file config.load_settings() reads, and the query adapter's .npy beside it
+    (named by its checksum); the sweep table is printed, not stored."""
+    from . import adapter
+
     keep = {k: record[k] for k in ("weights", "threshold", "fitted_on", "dev_metrics")}
     keep["dev_metrics"] = {k: round(v, 4) if isinstance(v, float) else v
                            for k, v in keep["dev_metrics"].items()}  # fmt: skip
+    matrix = record.get("query_adapter")
+    if matrix is not None:
+        sha256 = adapter.checksum(matrix)
+        name = f"query_adapter-{sha256[:12]}.npy"
+        adapter.save(matrix, path.with_name(name))
+        keep["adapter"] = {"file": name, "sha256": sha256, **record.get("adapter_settings", {})}
     # Written beside it, then renamed over it: a crash leaves the old file, never half a file.
+    # The adapter is written first under a new name, so the file always names one that exists.
     partial = path.with_name(path.name + ".tmp")
     partial.write_text(json.dumps(keep, indent=2) + "\n", encoding="utf-8")
     os.replace(partial, path)
+    for old in path.parent.glob("query_adapter-*.npy"):
+        if old.name != keep.get("adapter", {}).get("file"):
+            old.unlink(missing_ok=True)
 
 
 def format_calibration(record: dict) -> str:
@@ -244,14 +333,19 @@ def eval_command(args) -> int:
     dev = select_split(all_questions, "dev") if args.calibrate else []
     assistant = load_assistant(args, quiet=args.json)
     progress = None if args.json else print_progress
-    if not args.calibrate and (warning := calibration_warning(assistant.settings)):
+    if args.no_adapter:
+        assistant = with_settings(assistant, query_adapter=None)
+    warning = calibration_warning(assistant.settings, assistant.embedder.dimension)
+    if warning and not args.calibrate:
         print(f"warning: {warning}", file=sys.stderr)
     calibration = None
     if args.calibrate:
-        calibration = calibrate(assistant, dev, k=args.k, mode=mode, progress=progress)
+        calibration = calibrate(assistant, dev, k=args.k, mode=mode, progress=progress,
+                                adapt=not args.no_adapter)  # fmt: skip
         write_calibration(calibration, CALIBRATION_FILE)
         assistant = with_settings(assistant, calibration=calibration["weights"],
-                                  abstain_below=calibration["threshold"])  # fmt: skip
+                                  abstain_below=calibration["threshold"],
+                                  query_adapter=calibration["query_adapter"])  # fmt: skip
         if not args.json:
             print(format_calibration(calibration))
             print(f"wrote {CALIBRATION_FILE}\n")
@@ -268,7 +362,7 @@ def eval_command(args) -> int:
         if len(runs) > 1:
             out["compare"] = run_json(runs[1])
         if calibration:
-            out["calibration"] = calibration
+            out["calibration"] = {k: v for k, v in calibration.items() if k != "query_adapter"}
         print(json.dumps(out, ensure_ascii=False))
         return 0
     print(f"{Path(args.file).name}: {len(questions)} questions, k={args.k}, "

@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from .aliases import NAMES
+from . import adapter
 from .answer import Answer, Citation, citation_id, compose_answer
 from .config import Settings, load_settings
 from .documents import Document, load_documents
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .errors import CitationNotFoundError, IndexLoadError, UsageError
 from .index import BuildStats, Index, build_index, build_lock, load_index, save_index
-from .query import make_query
+from .query import Query, make_query
 from .retrieval import MODES, retrieve
 from .terms import words
 
@@ -104,14 +105,32 @@ class Assistant:
         Raises UsageError if any question, history or option is invalid; then nothing
         is answered, so callers serving many users check each question first.
         """
+        k, mode = self.check_options(k, mode)
+        state = self._state  # one consistent snapshot for the whole request
+        queries = self.queries(questions, histories, state=state)
+        matrix = self.settings.query_adapter
+        answers = []
+        for query in queries:
+            if matrix is not None:
+                query = replace(query, vector=adapter.apply(matrix, query.vector[None])[0],
+                                own_vector=None if query.own_vector is None
+                                else adapter.apply(matrix, query.own_vector[None])[0])  # fmt: skip
+            hits = retrieve(state.index, query, mode=mode, k=k, settings=self.settings)
+            answers.append(compose_answer(state.index, query, hits, state.texts, self.settings))
+        return answers
+
+    def queries(self, questions: Sequence[str], histories: Sequence[Sequence[str]] | None = None,
+                *, state: _State | None = None) -> list[Query]:  # fmt: skip
+        """The questions as the engine reads them (follow-ups joined, spelling, aliases),
+        embedded in ONE encode call, before the query adapter: what `ask_batch` answers
+        and what `--calibrate` fits the adapter on. Raises UsageError as `ask_batch` does."""
         histories = [()] * len(questions) if histories is None else list(histories)
         if len(histories) != len(questions):
             raise UsageError("give one history per question")
-        k, mode = self.check_options(k, mode)
         limit = self.settings.max_question_chars
         questions = [check_question(q, limit) for q in questions]
         histories = [check_turns(turns, limit) for turns in histories]
-        state = self._state  # one consistent snapshot for the whole request
+        state = state or self._state
         texts_to_embed: list[str] = []
         per_query: list[int] = []
 
@@ -127,14 +146,10 @@ class Assistant:
         if len(per_query) != len(queries):  # make_query calls encode exactly once
             raise RuntimeError("make_query did not embed once per question")
         vectors, tokens = _query_encoder(self.embedder)(texts_to_embed) if queries else ([], [])
-        answers = []
         starts = np.cumsum([0, *per_query[:-1]]).tolist()
-        for query, start, count in zip(queries, starts, per_query):
-            query = replace(query, vector=vectors[start], tokens=tokens[start],
-                            own_vector=vectors[start + 1] if count == 2 else None)  # fmt: skip
-            hits = retrieve(state.index, query, mode=mode, k=k, settings=self.settings)
-            answers.append(compose_answer(state.index, query, hits, state.texts, self.settings))
-        return answers
+        return [replace(query, vector=vectors[start], tokens=tokens[start],
+                        own_vector=vectors[start + 1] if count == 2 else None)
+                for query, start, count in zip(queries, starts, per_query)]  # fmt: skip
 
     def check_options(self, k: int | None = None, mode: str | None = None) -> tuple[int, str]:
         """(k, mode) with the settings' defaults filled in; UsageError if either is invalid."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from assistant import Assistant, cli, evaluation, report
@@ -245,16 +246,30 @@ def test_calibrate_writes_what_settings_read(use_tiny_assistant, questions_file,
     out = capsys.readouterr().out
     assert "risk/coverage on dev" in out and "<- chosen" in out
     saved = json.loads(target.read_text())
-    assert set(saved) == {"weights", "threshold", "fitted_on", "dev_metrics"}
+    assert set(saved) == {"weights", "threshold", "fitted_on", "dev_metrics", "adapter"}
     assert set(saved["weights"]) == set(DEFAULT_WEIGHTS)  # the bias and every feature
+    # The query adapter sits beside it as .npy, named and checked by its checksum.
+    assert saved["adapter"]["file"] == f"query_adapter-{saved['adapter']['sha256'][:12]}.npy"
+    assert sorted(p.name for p in tmp_path.glob("query_adapter-*")) == [saved["adapter"]["file"]]
+    assert "query adapter (features out of fold)" in saved["fitted_on"]
     assert saved["dev_metrics"]["questions"] == 4  # fitted and measured on dev only
     # On this tiny dev set the one unanswerable question is separable: F1 1.0, nothing lost.
     assert saved["dev_metrics"]["abstention_f1"] == 1.0
     assert saved["dev_metrics"]["false_abstention_rate"] == 0.0
     settings = load_settings(calibration_file=target)
     assert settings.abstain_below == saved["threshold"] and settings.calibration == saved["weights"]
+    dimension = use_tiny_assistant.embedder.dimension
+    assert settings.query_adapter.shape == (dimension, dimension)
+    assert not np.allclose(settings.query_adapter, np.eye(dimension))  # it was fitted
     # The original assistant was not changed by the calibration run.
     assert use_tiny_assistant.settings.abstain_below == 0.5
+    assert use_tiny_assistant.settings.query_adapter is None
+    # --no-adapter calibrates the engine without one, and the old file goes.
+    assert cli.main(["eval", questions_file, "--calibrate", "--no-adapter", "--split", "test"]) == 0
+    saved = json.loads(target.read_text())
+    assert "adapter" not in saved and "no query adapter" in saved["fitted_on"]
+    assert not list(tmp_path.glob("query_adapter-*"))
+    assert load_settings(calibration_file=target).query_adapter is None
 
 
 def test_calibration_file_is_replaced_whole_and_read_or_refused(tmp_path, capsys, monkeypatch):
