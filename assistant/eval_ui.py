@@ -25,6 +25,7 @@ from .evaluation import (
     DEFAULT_QUESTIONS,
     calibration_warning,
     check_lengths,
+    in_sample_note,
     load_questions,
     run_questions,
     select_split,
@@ -71,6 +72,8 @@ def evaluate_view(assistant, file: str | Path | None = None, *, split: str = ALL
               f"answerable questions.")  # fmt: skip
     if warning := calibration_warning(assistant.settings, assistant.embedder.dimension):
         status += f" Warning: {warning}."
+    if note := in_sample_note(assistant.settings, path, questions):
+        status += f" Note: {note}."
     return EvaluationView(
         status,
         pd.DataFrame(metric_body, columns=metric_headers),

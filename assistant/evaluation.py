@@ -266,6 +266,15 @@ def calibration_warning(settings, dimension: int | None = None) -> str | None:
     return f"{CALIBRATION_FILE.name} is stale ({detail}); rerun `assistant eval FILE --calibrate`"
 
 
+def in_sample_note(settings, path: Path, questions: Sequence[Question]) -> str | None:
+    """A note when the shipped set's dev questions are run with the adapter fitted on them."""
+    shipped = Path(path).resolve() == Path(DEFAULT_QUESTIONS).resolve()
+    if settings.query_adapter is None or not shipped or not any(q.split == "dev" for q in questions):
+        return None
+    return ("the dev figures are in-sample: the query adapter and the confidence were fitted on "
+            "these dev questions (README, \"Query adapter\", gives them out of fold)")
+
+
 def write_calibration(record: dict, path: Path) -> None:
     """The file config.load_settings() reads, and the query adapter's .npy beside it
     (named by its checksum); the sweep table is printed, not stored."""
@@ -368,4 +377,6 @@ def eval_command(args) -> int:
     print(f"{Path(args.file).name}: {len(questions)} questions, k={args.k}, "
           f"abstain below {runs[0].threshold:.3f}")  # fmt: skip
     print(format_metrics(runs))
+    if note := in_sample_note(assistant.settings, args.file, questions):
+        print(f"note: {note}")
     return 0

@@ -10,7 +10,13 @@ import pytest
 from assistant import Assistant, adapter
 from assistant.config import load_settings
 from assistant.errors import SettingsError
-from assistant.evaluation import calibration_warning, with_settings
+from assistant.evaluation import (
+    DEFAULT_QUESTIONS,
+    calibration_warning,
+    in_sample_note,
+    load_questions,
+    with_settings,
+)
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -125,3 +131,13 @@ def test_an_adapter_for_another_model_width_is_reported(tiny_settings):
     settings = tiny_settings.with_(query_adapter=np.eye(384, dtype=np.float32))
     assert "fitted for 384-d vectors and the model gives 64-d" in calibration_warning(settings, 64)
     assert calibration_warning(settings, 384) is None
+
+
+def test_dev_figures_of_the_shipped_set_are_flagged_in_sample(tiny_settings, tmp_path):
+    questions = load_questions(DEFAULT_QUESTIONS)
+    adapted = tiny_settings.with_(query_adapter=np.eye(4, dtype=np.float32))
+    assert "in-sample" in in_sample_note(adapted, DEFAULT_QUESTIONS, questions)
+    assert in_sample_note(tiny_settings, DEFAULT_QUESTIONS, questions) is None  # no adapter
+    test_only = [q for q in questions if q.split == "test"]
+    assert in_sample_note(adapted, DEFAULT_QUESTIONS, test_only) is None
+    assert in_sample_note(adapted, tmp_path / "other.jsonl", questions) is None  # not what was fitted
