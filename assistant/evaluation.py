@@ -147,11 +147,13 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
     """
     matrix = None
     if adapt:
-        matrix = fit_adapter(assistant, questions)
+        examples = _adapter_examples(assistant, questions)  # embedded once, for every fold
+        matrix = fit_adapter(assistant, examples)
         if matrix is None:
             raise UsageError("--calibrate fits the query adapter on answerable dev questions whose "
                              "evidence is in the documents, and there are none (or use --no-adapter)")
-        open_results = _out_of_fold(assistant, questions, k=k, mode=mode, progress=progress)
+        open_results = _out_of_fold(assistant, questions, examples, k=k, mode=mode,
+                                    progress=progress)  # fmt: skip
     else:
         open_results = run_questions(with_settings(assistant, abstain_below=0.0, query_adapter=None),
                                      questions, k=k, mode=mode, progress=progress).results  # fmt: skip
@@ -197,37 +199,55 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
 ADAPTER_FOLDS = 5
 
 
-def fit_adapter(assistant, questions: Sequence[Question]):
-    """The query adapter fitted on the answerable questions whose evidence lies in an
-    indexed passage: each question's vector (as `ask` embeds it, before any adapter)
-    against the chunks and the sentences holding an evidence string. None if there
-    is no such question."""
-    from . import adapter
+@dataclass
+class _AdapterExamples:
+    """The answerable questions whose evidence lies in an indexed passage: their
+    positions in the question list, vectors (as `ask` embeds them, before any
+    adapter) and the chunk and sentence rows holding an evidence string."""
 
+    positions: list[int]
+    vectors: np.ndarray
+    chunk_rows: list[list[int]]
+    sentence_rows: list[list[int]]
+
+
+def _adapter_examples(assistant, questions: Sequence[Question]) -> _AdapterExamples:
     index = assistant.index
     chunk_texts = [c.text for c in index.chunks]
     sentence_texts = [s.text for _, s in index.sentences]
-    chosen, chunk_rows, sentence_rows = [], [], []
-    for q in questions:
+    positions, chunk_rows, sentence_rows = [], [], []
+    for i, q in enumerate(questions):
         if not q.answerable or not q.evidence:
             continue
-        chunks = [i for i, text in enumerate(chunk_texts) if contains_evidence(text, q.evidence)]
+        chunks = [r for r, text in enumerate(chunk_texts) if contains_evidence(text, q.evidence)]
         if chunks:
-            chosen.append(q)
+            positions.append(i)
             chunk_rows.append(chunks)
-            sentence_rows.append([i for i, text in enumerate(sentence_texts)
+            sentence_rows.append([r for r, text in enumerate(sentence_texts)
                                   if contains_evidence(text, q.evidence)])  # fmt: skip
-    if not chosen:
-        return None
+    chosen = [questions[i] for i in positions]
     queries = assistant.queries([q.question for q in chosen], [q.history for q in chosen])
-    settings = assistant.settings
-    return adapter.fit(np.stack([q.vector for q in queries]), chunk_rows, sentence_rows,
-                       index.chunk_vectors, index.sentence_vectors, l2=settings.adapter_l2,
+    vectors = np.stack([q.vector for q in queries]) if queries else np.zeros((0, 0), np.float32)
+    return _AdapterExamples(positions, vectors, chunk_rows, sentence_rows)
+
+
+def fit_adapter(assistant, examples: _AdapterExamples, keep=lambda position: True):
+    """The query adapter fitted on the examples whose position `keep` accepts; None
+    if there is none."""
+    from . import adapter
+
+    rows = [j for j, position in enumerate(examples.positions) if keep(position)]
+    if not rows:
+        return None
+    index, settings = assistant.index, assistant.settings
+    return adapter.fit(examples.vectors[rows], [examples.chunk_rows[j] for j in rows],
+                       [examples.sentence_rows[j] for j in rows], index.chunk_vectors,
+                       index.sentence_vectors, l2=settings.adapter_l2,
                        temperature=settings.adapter_temperature)  # fmt: skip
 
 
-def _out_of_fold(assistant, questions: Sequence[Question], *, k: int, mode: str | None,
-                 progress=None) -> list[QuestionResult]:  # fmt: skip
+def _out_of_fold(assistant, questions: Sequence[Question], examples: _AdapterExamples, *, k: int,
+                 mode: str | None, progress=None) -> list[QuestionResult]:  # fmt: skip
     """Every question answered (abstention off) through an adapter fitted without it:
     fold f holds questions f, f + 5, f + 10, ... in file order."""
     results: dict[int, QuestionResult] = {}
@@ -235,8 +255,7 @@ def _out_of_fold(assistant, questions: Sequence[Question], *, k: int, mode: str 
         held = [i for i in range(len(questions)) if i % ADAPTER_FOLDS == fold]
         if not held:
             continue
-        rest = [q for i, q in enumerate(questions) if i % ADAPTER_FOLDS != fold]
-        matrix = fit_adapter(assistant, rest)
+        matrix = fit_adapter(assistant, examples, keep=lambda i: i % ADAPTER_FOLDS != fold)
         run = run_questions(with_settings(assistant, abstain_below=0.0, query_adapter=matrix),
                             [questions[i] for i in held], k=k, mode=mode, progress=progress)  # fmt: skip
         results.update(zip(held, run.results))

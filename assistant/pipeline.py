@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .aliases import NAMES
 from . import adapter
+from .aliases import NAMES
 from .answer import Answer, Citation, citation_id, compose_answer
 from .config import Settings, load_settings
 from .documents import Document, load_documents
