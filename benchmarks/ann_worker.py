@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import faiss  # noqa: E402
 
-from assistant import ann  # noqa: E402
+from assistant.store import ann  # noqa: E402
 from measure import percentile, rss_mb  # noqa: E402
 
 DIMENSION = 384

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from assistant.terms import terms  # noqa: E402
+from assistant.text.terms import terms  # noqa: E402
 from corpus import seed_sentences  # noqa: E402
 from measure import percentile, rss_mb  # noqa: E402
 

@@ -16,8 +16,8 @@ import hashlib
 import random
 from pathlib import Path
 
-from assistant.chunking import chunk_document, split_sentences
-from assistant.documents import load_documents, parse_document
+from assistant.ingest.chunking import chunk_document, split_sentences
+from assistant.ingest.documents import load_documents, parse_document
 
 
 def seed_sentences(seeds_dir: Path) -> list[str]:

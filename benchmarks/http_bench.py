@@ -76,7 +76,7 @@ def app_available(root: Path) -> str | None:
     """None when the web app can be served, else why not."""
     if not (root / "assistant" / "app.py").exists():
         return "assistant/app.py does not exist yet"
-    for module in ("gradio", "gradio_client", "assistant.app"):
+    for module in ("gradio", "gradio_client", "assistant.web.app"):
         try:
             if importlib.util.find_spec(module) is None:
                 return f"{module} is not installed"

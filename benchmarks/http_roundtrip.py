@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant import Assistant, load_settings  # noqa: E402
-from assistant.app import create_server_app  # noqa: E402
-from assistant.server import serve_in_thread  # noqa: E402
+from assistant.web.serve import create_server_app  # noqa: E402
+from assistant.web.server import serve_in_thread  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

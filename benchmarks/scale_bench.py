@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 
 def embedding_throughput(bench, embedder, sentences: list[str]) -> None:
     """Chunks/s of sentence-transformers (torch) vs onnxruntime on the same chunk texts."""
-    from assistant.onnx_encoder import OnnxQueryEncoder, onnx_path
+    from assistant.embed.onnx_encoder import OnnxQueryEncoder, onnx_path
 
     settings = bench.settings
     texts = chunk_texts(sentences, bench.repeat(512, 256), embedder.count_tokens, settings)
@@ -54,7 +54,7 @@ def embedding_throughput(bench, embedder, sentences: list[str]) -> None:
 def incremental(bench, sentences: list[str], embedder=None) -> None:
     """A 10k-chunk corpus: full build, then one document changed: only its chunks re-embedded."""
     from assistant import Assistant
-    from assistant.embedding import SentenceTransformerEmbedder
+    from assistant.embed.sbert import SentenceTransformerEmbedder
 
     target_chunks = bench.repeat(10_000, 1_000)
     corpus = bench.tmp / "synthetic"

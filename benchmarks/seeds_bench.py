@@ -73,8 +73,8 @@ def seeds_builds(bench) -> Path:
                      f"CPU {sorted(cpus)[len(cpus) // 2]:.1f} s"))  # fmt: skip
 
     from assistant import Assistant, load_settings
-    from assistant.documents import load_documents
-    from assistant.index import build_index
+    from assistant.ingest.documents import load_documents
+    from assistant.store.build import build_index
 
     settings = load_settings().with_(seeds_dir=bench.seeds, index_dir=index_dir)
     assistant = Assistant.load(bench.seeds, index_dir, settings=settings)
@@ -132,10 +132,10 @@ def library_ask(bench, assistant, qs: list[str]) -> dict:
 
     from dataclasses import replace
 
-    from assistant import ann
-    from assistant.answer import compose_answer
-    from assistant.query import make_query
-    from assistant.retrieval import bm25_search, retrieve
+    from assistant.store import ann
+    from assistant.answer.compose import compose_answer
+    from assistant.search.query import make_query
+    from assistant.search.retrieval import bm25_search, retrieve
 
     embedder, settings = assistant.embedder, assistant.settings
     state = assistant._state  # noqa: SLF001 - measuring, not changing

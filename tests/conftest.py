@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from assistant.config import Settings
-from assistant.terms import terms
+from assistant.text.terms import terms
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -138,8 +138,8 @@ def real_assistant(tmp_path_factory):
 @pytest.fixture(scope="module")
 def real_server_url(real_assistant):
     """The web app over `real_assistant`, served on 127.0.0.1 for one test module."""
-    from assistant.app import create_server_app
-    from assistant.server import serve_in_thread
+    from assistant.web.serve import create_server_app
+    from assistant.web.server import serve_in_thread
 
     with serve_in_thread(create_server_app(real_assistant)) as url:
         yield url

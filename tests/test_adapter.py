@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from assistant import Assistant, adapter
+from assistant import Assistant, matrix_file
+from assistant.embed import adapter
 from assistant.config import load_settings
 from assistant.errors import SettingsError
 from assistant.evaluation import (
@@ -74,29 +75,29 @@ def test_a_strong_penalty_keeps_the_identity():
 def test_saved_matrix_is_checked_on_load(tmp_path):
     matrix = np.arange(9, dtype=np.float32).reshape(3, 3)
     path = tmp_path / "a.npy"
-    sha256 = adapter.save(matrix, path)
+    sha256 = matrix_file.save(matrix, path)
     assert [p.name for p in tmp_path.iterdir()] == ["a.npy"]  # no temporary left
-    assert np.array_equal(adapter.load(path, sha256), matrix)
+    assert np.array_equal(matrix_file.load(path, sha256), matrix)
     with pytest.raises(SettingsError, match="does not match its checksum"):
-        adapter.load(path, "0" * 64)
+        matrix_file.load(path, "0" * 64)
     np.save(path, np.zeros((2, 3), np.float32))
     with pytest.raises(SettingsError, match="not a square float32 matrix"):
-        adapter.load(path, sha256)
+        matrix_file.load(path, sha256)
     with open(path, "wb") as f:  # an object array's header: its data would be unpickled
         np.lib.format.write_array_header_1_0(f, {"descr": "|O", "fortran_order": False, "shape": (1,)})
         f.write(b"payload")
     with pytest.raises(SettingsError, match="a.npy is unreadable"):
-        adapter.load(path, sha256)
+        matrix_file.load(path, sha256)
     path.write_bytes(b"not numpy")
     with pytest.raises(SettingsError, match="a.npy is unreadable"):
-        adapter.load(path, sha256)
+        matrix_file.load(path, sha256)
     with pytest.raises(SettingsError, match="missing.npy is unreadable"):
-        adapter.load(tmp_path / "missing.npy", sha256)
+        matrix_file.load(tmp_path / "missing.npy", sha256)
 
 
 def test_load_settings_reads_the_adapter_beside_the_calibration(tmp_path):
     matrix = np.eye(4, dtype=np.float32) * 2
-    sha256 = adapter.save(matrix, tmp_path / "m.npy")
+    sha256 = matrix_file.save(matrix, tmp_path / "m.npy")
     target = tmp_path / "calibration.json"
 
     def write(entry):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant import ann
+from assistant.store import ann
 
 
 def unit_vectors(n: int, dimension: int = 32, *, seed: int = 0) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 import pytest
 
-from assistant.answer_types import entity_coverage, expected_type, matches_type, name_forms, question_entities
+from assistant.answer.kinds import entity_coverage, matches_type, name_forms
+
+from assistant.search.analysis import expected_type, question_entities
 
 
 @pytest.mark.parametrize(
@@ -75,7 +77,7 @@ def test_question_entities_drop_possessives_so_aliases_and_names_match():
     assert question_entities("What was Washington's goal and Kim Il-sung’s aim?") == [
         "Washington", "Kim", "Il-sung"
     ]  # fmt: skip
-    assert entity_coverage("What was Washington's goal?", "The United States aimed to win.") == 1.0
+    assert entity_coverage(question_entities("What was Washington's goal?"), "The United States aimed to win.") == 1.0
 
 
 @pytest.mark.parametrize(
@@ -89,7 +91,7 @@ def test_question_entities_drop_possessives_so_aliases_and_names_match():
 )
 def test_entity_coverage(question, text, expected):
     corrections = {"panmunjon": "panmunjom"}
-    assert entity_coverage(question, text, corrections) == expected
+    assert entity_coverage(question_entities(question), text, corrections) == expected
 
 
 @pytest.mark.parametrize(
@@ -110,8 +112,8 @@ def test_what_the_question_names_does_not_count_as_the_answer(sentence, answer_t
 def test_novelty_counts_what_neither_question_nor_heading_says():
     from types import SimpleNamespace
 
-    from assistant.answer import novelty
-    from assistant.terms import terms
+    from assistant.answer.compose import novelty
+    from assistant.text.terms import terms
 
     query = SimpleNamespace(terms=tuple(terms("Which powers took part in the Korean War talks?")))
     heading = "The Role of International Powers"

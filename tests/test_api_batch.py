@@ -20,8 +20,10 @@ import pytest
 from conftest import ROOT
 
 from assistant import Assistant
-from assistant.app import CONCURRENCY, GENERIC_ERROR, create_server_app
-from assistant.server import serve_in_thread
+from assistant.web.app import CONCURRENCY
+from assistant.web.handlers import GENERIC_ERROR
+from assistant.web.serve import create_server_app
+from assistant.web.server import serve_in_thread
 
 pytestmark = pytest.mark.slow
 

@@ -13,14 +13,14 @@ from conftest import CountingEmbedder, FakeEmbedder
 from markdown_it import MarkdownIt
 
 from assistant import Assistant
-from assistant.api_batch import RequestFailed
-from assistant.app import (
-    GENERIC_ERROR, MAX_BATCH, api_ask, api_ask_batch, api_cite, build_app, chat_turn, check_history,
-    create_server_app, lookup, lookup_from_url, user_errors, write_export,
-)  # fmt: skip
+from assistant.web.batching import RequestFailed
+from assistant.web.app import MAX_BATCH, build_app  # fmt: skip
+from assistant.web.batching import check_history
+from assistant.web.handlers import GENERIC_ERROR, api_ask, api_ask_batch, api_cite, chat_turn, lookup, lookup_from_url, user_errors, write_export
+from assistant.web.serve import create_server_app
 from assistant.errors import ModelNotFoundError, UsageError
-from assistant.server import AssistantSlot, NotReadyError, readiness
-from assistant.ui_format import QUOTE_LABEL, escape_markdown, highlight_quote
+from assistant.web.server import AssistantSlot, NotReadyError, readiness
+from assistant.web.formatting import QUOTE_LABEL, escape_markdown, highlight_quote
 
 HOSTILE = [
     "<img src=x onerror=alert(1)>",

@@ -12,10 +12,10 @@ import pytest
 from conftest import ROOT, FakeEmbedder
 
 from assistant import Assistant
-from assistant.app import create_server_app
+from assistant.web.serve import create_server_app
 from assistant.config import Settings
-from assistant.server import serve_in_thread
-from assistant.ui_format import cite_link
+from assistant.web.server import serve_in_thread
+from assistant.web.formatting import cite_link
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists() or shutil.which("chromium") is None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.chunking import Sentence, chunk_document, split_sentences
+from assistant.ingest.chunking import Sentence, chunk_document, split_sentences
 from assistant.config import Settings
-from assistant.documents import Document, Paragraph, load_documents, parse_document
-from assistant.embedding import SentenceTransformerEmbedder
+from assistant.ingest.documents import Document, Paragraph, load_documents, parse_document
+from assistant.embed.sbert import SentenceTransformerEmbedder
 
 from conftest import SEEDS, FakeEmbedder
 

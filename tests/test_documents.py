@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.documents import (
+from assistant.ingest.documents import (
     Document,
     decode_bytes,
     is_heading,

@@ -9,9 +9,10 @@ import httpx
 import pytest
 from conftest import FakeEmbedder
 
-from assistant import Assistant, eval_ui
-from assistant.app import create_server_app
-from assistant.server import AssistantSlot, serve_in_thread
+from assistant import Assistant
+from assistant.web import evaluation_tab as eval_ui
+from assistant.web.serve import create_server_app
+from assistant.web.server import AssistantSlot, serve_in_thread
 
 SECRET = "TOP SECRET question nobody uploaded?"
 LINE = json.dumps({"id": "s", "question": SECRET, "answerable": False}) + "\n"

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from assistant import Assistant, cli, evaluation, report
-from assistant.answer import DEFAULT_WEIGHTS
+from assistant import Assistant, cli, evaluation
+from assistant.evaluation import command, report, runner
+from assistant.answer.confidence import DEFAULT_WEIGHTS
 from assistant.config import load_settings
 from assistant.errors import AssistantError, SettingsError, UsageError
 from assistant.evaluation import (
@@ -51,7 +52,7 @@ def tiny_assistant(tiny_seeds, tiny_settings, fake_embedder):
 @pytest.fixture
 def use_tiny_assistant(monkeypatch, tiny_assistant):
     """eval_command loads this assistant instead of the real model."""
-    monkeypatch.setattr(cli, "load_assistant", lambda args, **kw: tiny_assistant)
+    monkeypatch.setattr(command, "load_assistant", lambda args, **kw: tiny_assistant)
     return tiny_assistant
 
 
@@ -144,7 +145,7 @@ def test_malformed_file_stops_before_any_work(tmp_path, monkeypatch, capsys):
     def must_not_load(*args, **kwargs):
         raise AssertionError("the assistant was loaded")
 
-    monkeypatch.setattr(cli, "load_assistant", must_not_load)
+    monkeypatch.setattr(command, "load_assistant", must_not_load)
     path = tmp_path / "bad.jsonl"
     path.write_text(GOOD + "\n" + GOOD.replace('"a"', '"b"') + "\n{oops\n", encoding="utf-8")
     assert cli.main(["eval", str(path)]) == cli.EXIT_USAGE
@@ -241,7 +242,7 @@ def test_eval_text_output_and_split(use_tiny_assistant, questions_file, capsys):
 def test_calibrate_writes_what_settings_read(use_tiny_assistant, questions_file, tmp_path,
                                              monkeypatch, capsys):  # fmt: skip
     target = tmp_path / "calibration.json"
-    monkeypatch.setattr(evaluation, "CALIBRATION_FILE", target)
+    monkeypatch.setattr(command, "CALIBRATION_FILE", target)
     assert cli.main(["eval", questions_file, "--calibrate", "--split", "test"]) == 0
     out = capsys.readouterr().out
     assert "risk/coverage on dev" in out and "<- chosen" in out
@@ -293,7 +294,7 @@ def test_calibration_file_is_replaced_whole_and_read_or_refused(tmp_path, capsys
 
 
 def test_calibrate_needs_a_dev_split(use_tiny_assistant, tmp_path, monkeypatch):
-    monkeypatch.setattr(evaluation, "CALIBRATION_FILE", tmp_path / "calibration.json")
+    monkeypatch.setattr(command, "CALIBRATION_FILE", tmp_path / "calibration.json")
     path = write_jsonl(tmp_path / "nosplit.jsonl", [{**q, "split": "test"} for q in TINY_QUESTIONS])
     assert cli.main(["eval", path, "--calibrate"]) == cli.EXIT_USAGE
     assert not (tmp_path / "calibration.json").exists()
@@ -304,7 +305,7 @@ def test_calibrate_needs_a_dev_split(use_tiny_assistant, tmp_path, monkeypatch):
 
 def test_evaluation_tab_handler(tiny_assistant, questions_file):
     gr = pytest.importorskip("gradio")
-    from assistant import eval_ui
+    from assistant.web import evaluation_tab as eval_ui
 
     with gr.Blocks() as demo:
         with gr.Tab("Evaluation"):
@@ -324,7 +325,7 @@ def test_evaluation_tab_handler(tiny_assistant, questions_file):
 
 def test_evaluation_tab_errors_are_one_line(tiny_assistant, tmp_path):
     gr = pytest.importorskip("gradio")
-    from assistant import eval_ui
+    from assistant.web import evaluation_tab as eval_ui
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text(GOOD + "\n{oops\n", encoding="utf-8")
@@ -351,7 +352,7 @@ def test_real_model_small_run(real_assistant):
     assert m["quote_verbatim_rate"] == 1.0
     assert m["hit@5"] >= 0.5  # a floor against a broken join of evidence and passages
     # Every evidence string of the shipped set lies inside some passage of the real index.
-    judge = evaluation._Judge(real_assistant)
+    judge = runner._Judge(real_assistant)
     assert all(judge.relevant_total([e]) >= 1 for q in questions for e in q.evidence)
 
 

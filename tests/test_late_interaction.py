@@ -10,8 +10,10 @@ from conftest import FakeEmbedder, TokenFakeEmbedder
 
 from assistant import Assistant
 from assistant.errors import IndexLoadError
-from assistant.index import Index, build_index, fit_token_basis, load_index, pack_tokens, save_index
-from assistant.retrieval import late_interaction
+from assistant.store.build import build_index, fit_token_basis, pack_tokens
+from assistant.store.index import Index
+from assistant.store.persist import load_index, save_index
+from assistant.search.retrieval import late_interaction
 
 
 def hand_index(per_chunk: list[tuple[list[int], list[list[float]]]]) -> Index:
@@ -156,7 +158,7 @@ def test_the_real_index_reranks_with_its_token_vectors(real_assistant):
 
 
 def test_best_sentence_cosines_agree_whether_computed_for_some_chunks_or_all(tiny_seeds, tiny_settings):
-    from assistant.retrieval import best_sentence
+    from assistant.search.retrieval import best_sentence
 
     a = Assistant.load(tiny_seeds, tiny_settings.index_dir, settings=tiny_settings, embedder=FakeEmbedder())
     index, vector = a.index, a.index.sentence_vectors[0]
@@ -168,7 +170,7 @@ def test_best_sentence_cosines_agree_whether_computed_for_some_chunks_or_all(tin
 
 
 def test_the_source_card_says_how_well_the_word_pieces_matched(tiny_seeds, token_settings):
-    from assistant.ui_format import why_this_passage
+    from assistant.web.formatting import why_this_passage
 
     a = Assistant.load(tiny_seeds, token_settings.index_dir, settings=token_settings, embedder=TokenFakeEmbedder())
     answer = a.ask("When was the armistice signed at Panmunjom?")

@@ -8,8 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from assistant.calibration import best_threshold, candidate_thresholds, fit_logistic, sweep
-from assistant.metrics import (
+from assistant.evaluation.calibration import best_threshold, candidate_thresholds, fit_logistic, sweep
+from assistant.evaluation.metrics import (
     QuestionResult,
     abstention_scores,
     contains_evidence,
@@ -286,7 +286,7 @@ def test_best_threshold_keeps_to_a_false_abstention_budget():
 
 
 def test_cross_validation_of_the_penalty():
-    from assistant.calibration import choose_l2, cross_validated_f1
+    from assistant.evaluation.calibration import choose_l2, cross_validated_f1
 
     rng = np.random.default_rng(1)
     X = np.concatenate([rng.normal(0.0, 0.1, (20, 2)), rng.normal(1.0, 0.1, (20, 2))])
@@ -301,7 +301,7 @@ def test_cross_validation_of_the_penalty():
 
 
 def test_choose_l2_takes_the_strongest_penalty_within_one_deviation_of_the_best(monkeypatch):
-    import assistant.calibration as calibration
+    import assistant.evaluation.calibration as calibration
 
     runs = {0.1: [0.95, 0.96, 0.95, 0.96], 1.0: [0.90, 0.90, 0.90, 0.90], 10.0: [0.95, 0.95, 0.95, 0.95]}
     monkeypatch.setattr(calibration, "_cross_validated_runs", lambda X, y, l2, **_: np.array(runs[l2]))
@@ -312,7 +312,7 @@ def test_choose_l2_takes_the_strongest_penalty_within_one_deviation_of_the_best(
 
 
 def test_out_of_fold_confidences_never_score_their_own_training_data():
-    from assistant.calibration import out_of_fold_confidences
+    from assistant.evaluation.calibration import out_of_fold_confidences
 
     rng = np.random.default_rng(2)
     X = rng.normal(size=(30, 2))

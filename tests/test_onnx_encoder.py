@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from assistant.embedding import SentenceTransformerEmbedder, bundled_model_dir
-from assistant.onnx_encoder import UnsupportedModelError, mean_pool, onnx_path, read_pipeline
+from assistant.embed.base import bundled_model_dir
+
+from assistant.embed.sbert import SentenceTransformerEmbedder
+from assistant.embed.onnx_encoder import UnsupportedModelError, mean_pool, onnx_path, read_pipeline
 
 TEXTS = {
     "question": "When was the armistice signed?",
@@ -60,7 +62,7 @@ def test_cache_path_is_keyed_by_fingerprint(tmp_path):
 
 
 def test_an_export_removes_the_same_models_older_exports_only(tmp_path):
-    from assistant.onnx_encoder import _remove_older_exports
+    from assistant.embed.onnx_encoder import _remove_older_exports
 
     current = onnx_path(tmp_path, "model@abc")
     older = current.parent.with_name("model@abc-onnx0")
@@ -149,7 +151,7 @@ def test_concurrent_questions_get_the_same_vectors_as_one_alone(embedder):
     another is encoded run on a single-threaded one: the vectors must not differ."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from assistant.onnx_encoder import OnnxQueryEncoder
+    from assistant.embed.onnx_encoder import OnnxQueryEncoder
 
     texts = [t for t in TEXTS.values() if t] * 8
     encoder = OnnxQueryEncoder(embedder.model_dir, onnx_path(embedder.query_cache_dir, embedder.name),

@@ -13,12 +13,12 @@ import shutil
 
 import pytest
 
-import assistant.index as index_module
+import assistant.store.persist as index_module
 from assistant import Assistant
-from assistant.answer import NOT_IN_DOCUMENTS
+from assistant.answer.citations import NOT_IN_DOCUMENTS
 from assistant.config import Settings
 from assistant.errors import CitationNotFoundError, UsageError
-from assistant.index import load_index
+from assistant.store.persist import load_index
 
 from conftest import FakeEmbedder
 

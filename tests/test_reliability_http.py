@@ -28,9 +28,11 @@ import pytest
 from gradio_client import Client
 
 from assistant import Assistant
-from assistant.app import CONCURRENCY, GENERIC_ERROR, QUEUE_MAX, chat_turn, create_server_app, user_errors
+from assistant.web.app import CONCURRENCY, QUEUE_MAX
+from assistant.web.handlers import GENERIC_ERROR, chat_turn, user_errors
+from assistant.web.serve import create_server_app
 from assistant.config import Settings
-from assistant.server import AssistantSlot, protected_paths, serve_in_thread
+from assistant.web.server import AssistantSlot, protected_paths, serve_in_thread
 
 from conftest import FakeEmbedder
 
@@ -335,7 +337,7 @@ def test_50_concurrent_clients_get_exactly_the_single_client_results(served, ass
 def test_questions_are_answered_from_the_old_index_until_the_new_one_is_swapped_in(
     tiny_seeds, tmp_path, monkeypatch
 ):
-    import assistant.pipeline as pipeline
+    import assistant.store.sync as pipeline
 
     settings = Settings(abstain_below=0.0)
     live = Assistant.load(tiny_seeds, tmp_path / "index", settings=settings, embedder=FakeEmbedder())

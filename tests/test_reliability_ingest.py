@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from assistant import Assistant
-from assistant import ann
-from assistant.documents import decode_bytes, load_documents
+from assistant.store import ann
+from assistant.ingest.documents import decode_bytes, load_documents
 from assistant.errors import NoDocumentsError
 
 GOOD = "Signing Day\n\nThe armistice was signed at Panmunjom on July 27, 1953.\n"

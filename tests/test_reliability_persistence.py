@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-import assistant.index as index_module
+import assistant.store.persist as index_module
 from assistant import Assistant
 from assistant.config import Settings
 from assistant.errors import CitationNotFoundError, IndexLoadError
-from assistant.index import load_index, save_index
+from assistant.store.persist import load_index, save_index
 
 from conftest import ROOT, FakeEmbedder
 
@@ -61,7 +61,7 @@ import os, sys, time
 from pathlib import Path
 sys.path[:0] = [{root!r}, {tests!r}]
 from conftest import FakeEmbedder
-import assistant.index as index_module
+import assistant.store.persist as index_module
 from assistant import Assistant
 from assistant.config import Settings
 

@@ -15,12 +15,14 @@ import numpy as np
 import pytest
 
 from assistant import Assistant
-from assistant.answer import (DEFAULT_WEIGHTS, NOT_IN_DOCUMENTS, Statement, _select, citation_id,
-                              confidence_from, entity_gap, quote_score, term_idf, unknown_name)
-from assistant.answer_types import expected_type, matches_type, mentions, recase
+from assistant.answer.citations import NOT_IN_DOCUMENTS, citation_id
+from assistant.answer.compose import Statement, _select, quote_score
+from assistant.answer.confidence import DEFAULT_WEIGHTS, confidence_from, entity_gap, term_idf, unknown_name
+from assistant.answer.kinds import matches_type, mentions
+from assistant.search.analysis import analyse_question, expected_type, recase
 from assistant.config import Settings
-from assistant.chunking import Chunk
-from assistant.retrieval import Hit, fuse_rankings
+from assistant.ingest.chunking import Chunk
+from assistant.search.retrieval import Hit, fuse_rankings
 
 from conftest import FakeEmbedder
 
@@ -221,21 +223,21 @@ def test_entity_gap_is_the_rarest_name_the_statement_leaves_out(tiny):
     assert term_idf(index, "kaesong") == pytest.approx(kaesong)
     signing = "The armistice was signed at Panmunjom on July 27, 1953."
     # A date from a sentence about something else: the missing name decides.
-    assert entity_gap(index, "When did the talks move from Kaesong to Panmunjom?", signing, {}) \
+    assert entity_gap(index, analyse_question("When did the talks move from Kaesong to Panmunjom?"), signing, {}) \
         == pytest.approx(kaesong / unseen)
     # A name no passage holds, in any form, is as rare as can be.
-    assert entity_gap(index, "When did Vietnamese troops enter the war?", signing, {}) == 1.0
+    assert entity_gap(index, analyse_question("When did Vietnamese troops enter the war?"), signing, {}) == 1.0
     # Every name in the statement, no expected type, or no names: no gap.
-    assert entity_gap(index, "When was the armistice signed at Panmunjom?", signing, {}) == 0.0
-    assert entity_gap(index, "How did Vietnamese troops enter the war?", signing, {}) == 0.0
-    assert entity_gap(index, "When was the armistice signed?", signing, {}) == 0.0
+    assert entity_gap(index, analyse_question("When was the armistice signed at Panmunjom?"), signing, {}) == 0.0
+    assert entity_gap(index, analyse_question("How did Vietnamese troops enter the war?"), signing, {}) == 0.0
+    assert entity_gap(index, analyse_question("When was the armistice signed?"), signing, {}) == 0.0
     # A reason is about what the question names, like a date or a name is.
-    assert entity_gap(index, "Why did Vietnamese troops enter the war?", signing, {}) == 1.0
-    assert entity_gap(index, "Explain why the talks left Kaesong", signing, {}) \
+    assert entity_gap(index, analyse_question("Why did Vietnamese troops enter the war?"), signing, {}) == 1.0
+    assert entity_gap(index, analyse_question("Explain why the talks left Kaesong"), signing, {}) \
         == pytest.approx(kaesong / unseen)
-    assert entity_gap(index, "Why was the armistice signed at Panmunjom?", signing, {}) == 0.0
+    assert entity_gap(index, analyse_question("Why was the armistice signed at Panmunjom?"), signing, {}) == 0.0
     # "Who" asks for an agent, which has a type too.
-    assert entity_gap(index, "Who met at Kaesong?", signing, {}) == pytest.approx(kaesong / unseen)
+    assert entity_gap(index, analyse_question("Who met at Kaesong?"), signing, {}) == pytest.approx(kaesong / unseen)
 
 
 def test_entity_gap_reads_a_name_in_the_form_the_documents_use(tiny):
@@ -244,27 +246,27 @@ def test_entity_gap_reads_a_name_in_the_form_the_documents_use(tiny):
     talks = "Talks began in July 1951."
     # A spelling fix counts as the name it fixes, present or missing.
     fixes = {"panmunjon": "panmunjom", "kaesnog": "kaesong"}
-    assert entity_gap(index, "When was it signed at Panmunjon?", signing, fixes) == 0.0
-    assert entity_gap(index, "When did talks leave Kaesnog?", talks, fixes) \
-        == entity_gap(index, "When did talks leave Kaesong?", talks, {}) > 0.0
+    assert entity_gap(index, analyse_question("When was it signed at Panmunjon?"), signing, fixes) == 0.0
+    assert entity_gap(index, analyse_question("When did talks leave Kaesnog?"), talks, fixes) \
+        == entity_gap(index, analyse_question("When did talks leave Kaesong?"), talks, {}) > 0.0
     # An alias is as rare as the name the documents use: "Pyongyang" is North Korea.
-    assert entity_gap(index, "When did Pyongyang sign?", talks, {}) \
-        == entity_gap(index, "When did North Korea sign?", talks, {})
+    assert entity_gap(index, analyse_question("When did Pyongyang sign?"), talks, {}) \
+        == entity_gap(index, analyse_question("When did North Korea sign?"), talks, {})
 
 
 def test_unknown_name_flags_a_name_the_documents_never_use(tiny):
     index = tiny.index
-    assert unknown_name(index, "Why did the Six-Party Talks fail?", {}) == 1.0  # no "six"
-    assert unknown_name(index, "How did the Cheonan sinking affect Kaesong?", {}) == 1.0
-    assert unknown_name(index, "Why were talks held at Kaesong?", {}) == 0.0
-    assert unknown_name(index, "Why did Kaesnog matter?", {"kaesnog": "kaesong"}) == 0.0
-    assert unknown_name(index, "Why did talks in Kaesong-Panmunjom matter?", {}) == 0.0  # both parts
-    assert unknown_name(index, "why did talks fail?", {}) == 0.0  # no names
-    assert unknown_name(index, "Why did the POW-exchange stall?", {}) == 0.0  # a part by its alias
+    assert unknown_name(index, analyse_question("Why did the Six-Party Talks fail?"), {}) == 1.0  # no "six"
+    assert unknown_name(index, analyse_question("How did the Cheonan sinking affect Kaesong?"), {}) == 1.0
+    assert unknown_name(index, analyse_question("Why were talks held at Kaesong?"), {}) == 0.0
+    assert unknown_name(index, analyse_question("Why did Kaesnog matter?"), {"kaesnog": "kaesong"}) == 0.0
+    assert unknown_name(index, analyse_question("Why did talks in Kaesong-Panmunjom matter?"), {}) == 0.0  # both parts
+    assert unknown_name(index, analyse_question("why did talks fail?"), {}) == 0.0  # no names
+    assert unknown_name(index, analyse_question("Why did the POW-exchange stall?"), {}) == 0.0  # a part by its alias
     # Of numbers only years count: a year no passage holds, not a figure.
-    assert unknown_name(index, "What happened at Kaesong in 2010?", {}) == 1.0
-    assert unknown_name(index, "What happened at Kaesong in 1953?", {}) == 0.0
-    assert unknown_name(index, "Were 250 prisoners exchanged?", {}) == 0.0
+    assert unknown_name(index, analyse_question("What happened at Kaesong in 2010?"), {}) == 1.0
+    assert unknown_name(index, analyse_question("What happened at Kaesong in 1953?"), {}) == 0.0
+    assert unknown_name(index, analyse_question("Were 250 prisoners exchanged?"), {}) == 0.0
 
 
 def test_mentions_matches_a_name_at_the_start_of_a_word():

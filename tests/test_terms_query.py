@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.aliases import expand_aliases
-from assistant.query import is_followup, make_query, resolve_followup, strip_meta
-from assistant.terms import STOPWORDS, correct_terms, stem, terms, words
+from assistant.search.aliases import expand_aliases
+from assistant.search.query import is_followup, make_query, resolve_followup, strip_meta
+from assistant.text.terms import STOPWORDS, correct_terms, stem, terms, words
 
 from conftest import FakeEmbedder
 

@@ -6,8 +6,8 @@ import re
 
 from markdown_it import MarkdownIt
 
-from assistant.answer import NOT_IN_DOCUMENTS, Answer, Citation, answer_text
-from assistant.ui_format import answer_parts, cite_link, format_answer_message, source_cards
+from assistant.answer.citations import NOT_IN_DOCUMENTS, Answer, Citation, answer_text
+from assistant.web.formatting import answer_parts, cite_link, format_answer_message, source_cards
 
 
 def citation(n: int, quote: str, doc: str = "a.txt") -> Citation:

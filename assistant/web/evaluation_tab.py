@@ -19,9 +19,9 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from .config import MODES
-from .errors import AssistantError
-from .evaluation import (
+from ..config import MODES
+from ..errors import AssistantError
+from ..evaluation import (
     DEFAULT_QUESTIONS,
     calibration_warning,
     check_lengths,
@@ -30,7 +30,7 @@ from .evaluation import (
     run_questions,
     select_split,
 )
-from .report import confidence_figure, metric_rows, question_rows, rank_figure
+from ..evaluation.report import confidence_figure, metric_rows, question_rows, rank_figure
 
 ALL_SPLITS = "all"
 NOT_UPLOADED = "only an uploaded question set (or none, for the shipped set) can be run"

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import ann
-from .chunking import Chunk
-from .config import MODES
-from .index import Index
+from ..store import ann
+from ..ingest.chunking import Chunk
+from ..config import MODES
+from ..store.index import Index
 from .query import Query
 
 

@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .config import Settings, load_settings
-from .errors import AssistantError, UsageError
-from .pipeline import Assistant
+from ..config import Settings, load_settings
+from ..errors import AssistantError, UsageError
+from ..pipeline import Assistant
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def readiness(slot: AssistantSlot) -> tuple[int, dict]:
 
 def protected_paths(settings: Settings) -> list[str]:
     """Folders the server must never serve: the documents, the index, the model."""
-    from .embedding import bundled_model_dir
+    from ..pipeline import bundled_model_dir
 
     paths = [settings.seeds_dir, settings.index_dir]
     try:

@@ -12,35 +12,12 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote as url_quote
 
-from .answer import Answer, Citation, answer_text
-from .retrieval import Hit
-from .terms import stem, terms, words
+from ..pipeline import Answer, Citation, Hit, answer_text
+from ..text.markdown import escape_markdown
+from ..text.terms import stem, terms, words
 
 QUOTE_LABEL = "quote"
 Spans = list[tuple[str, str | None]]
-
-# Backslash-escaped anywhere: emphasis, code, links/images, tables, strike, maths.
-_INLINE = re.compile(r"([\\`*_\[\]{}|~$])")
-# Escaped only where a line starts: headings, quotes, lists, setext underlines.
-_BLOCK_MARK = re.compile(r"^([#>+=-])", re.MULTILINE)
-_ORDERED = re.compile(r"^(\d+)([.)])", re.MULTILINE)
-
-
-def escape_markdown(text: str, *, one_line: bool = False) -> str:
-    """Text that renders literally in Markdown: no HTML, links, images or formatting.
-
-    `&`, `<` and `>` become entities (a Markdown renderer passes entities through and the
-    browser shows the characters); other Markdown punctuation is backslash-escaped.
-    """
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = _INLINE.sub(r"\\\1", text)
-    if one_line:
-        text = " ".join(text.split())
-    else:
-        text = "\n".join(line.strip() for line in text.splitlines())
-    text = _BLOCK_MARK.sub(r"\\\1", text)
-    return _ORDERED.sub(r"\1\\\2", text)
-
 
 def cite_link(citation_id: str) -> str:
     """A relative link that opens the citation lookup tab on this ID."""

@@ -1,22 +1,24 @@
-"""Turn a user's question (and earlier turns) into a retrieval query.
+"""Turn a user's question (and earlier turns) into the one `Query` that retrieval and
+answer composition read.
 
 Resolves elliptical follow-ups ("And who led the South?") by joining the last
 user turn, corrects misspellings against the corpus vocabulary and the alias
 names, then adds the documents' names for aliases ("Pyongyang" -> North Korea),
-and embeds.
+and embeds; reads what the question asks for (analysis.py) once, here.
 Does not retrieve; uses no language model.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..text.terms import STOPWORDS, correct_terms, terms, words
 from .aliases import aliased, expand_aliases
-from .terms import STOPWORDS, correct_terms, terms, words
+from .analysis import Asked, analyse_question
 
 _FOLLOWUP_START = re.compile(
     r"^\s*(and|but|also|so|or|then|what about|how about|what of|and what about)\b", re.IGNORECASE
@@ -46,8 +48,10 @@ class Query:
     # A follow-up's own words embedded alone: what is new in it ("Where were they held?"
     # after "When did the talks begin?"), for choosing the statement to quote.
     own_vector: np.ndarray | None = field(default=None, compare=False, repr=False)
-    # The embedded text's word-piece vectors (embedding.TokenVectors), for late interaction.
+    # The embedded text's word-piece vectors (embed.base.TokenVectors), for late interaction.
     tokens: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False, repr=False)
+    # What the question's own words ask for (analysis.py), read once.
+    asked: Asked = field(default_factory=lambda: analyse_question(""))
 
 
 def is_followup(question: str) -> bool:
@@ -82,11 +86,14 @@ def make_query(
     known_stems,
     surface_words,
     is_word=None,
+    names: Mapping[str, str] | None = None,
 ) -> Query:
     """Build the Query: context for follow-ups, spelling fixed, text embedded once
-    (a follow-up's own words a second time, in the same encode call).
+    (a follow-up's own words a second time, in the same encode call), and what the
+    question asks for.
 
     is_word: word -> whether it is English the model knows (spared from spelling fixes).
+    names: lower-cased name -> as the documents write it (analysis.recase).
     """
     context = resolve_followup(question, history)
     asked = f"{context} {question}" if context else question
@@ -113,4 +120,5 @@ def make_query(
         corrections=tuple(sorted(fixes.items())),
         followup_of=context,
         aliased_terms=tuple(terms(" ".join(aliased(text)))),
+        asked=analyse_question(question, names, fixes),
     )

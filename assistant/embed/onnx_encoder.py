@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedding import max_seq_length, text_tokens
+from .base import max_seq_length, text_tokens
 
 # Bump when the exported graph changes, so old caches are not reused
 # (2: exported with eager attention instead of SDPA).

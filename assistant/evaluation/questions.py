@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .errors import UsageError
+from ..errors import UsageError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_QUESTIONS = REPO_ROOT / "tests" / "data" / "questions.jsonl"
 
 
@@ -113,7 +113,7 @@ def load_questions(path: str | Path) -> list[Question]:
 def check_lengths(questions: Sequence[Question], limit: int, *, source: str = "questions") -> None:
     """Fail before any work on a question (or history turn) that ask() would refuse,
     by the same checks ask() makes."""
-    from .pipeline import check_question, check_turns
+    from ..pipeline import check_question, check_turns
 
     for q in questions:
         try:

@@ -15,7 +15,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import NoDocumentsError
+from ..errors import NoDocumentsError
 
 SUFFIXES = (".txt", ".md")
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .metrics import metric_table, outcome
-from .ui_format import escape_markdown
+from ..text.markdown import escape_markdown
 
 RANK_BUCKETS = 10  # ranks 1..10 each get a bar, then "none"
 

@@ -1,29 +1,27 @@
-"""Evaluate the assistant on a question set: load it, ask every question, judge, print.
+"""Fit what `assistant eval --calibrate` fits on the dev split: the query adapter,
+the confidence weights and the abstention threshold; write them to
+assistant/calibration.json (and the adapter's .npy beside it), which
+`config.load_settings()` reads.
 
-Every question goes through the same `Assistant.ask` as the UI and the CLI. A
-question file is checked whole before any work (questions.py); the first bad
-line stops the run with its line number. Metric formulas live in metrics.py,
-plots and report files in report.py, the logistic fit and threshold sweep in
-calibration.py.
-Does not change the engine: `--calibrate` only writes assistant/calibration.json
-and the query adapter beside it, which `config.load_settings()` reads.
+The logistic fit and threshold sweep are calibration.py's; this module runs the
+questions for them and keeps the record. Does not change the engine otherwise.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import os
-import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 
-from .answer import DEFAULT_WEIGHTS, feature_matrix, type_gate
+from .. import matrix_file
+from ..config import CALIBRATION_FILE
+from ..errors import UsageError
+from ..pipeline import DEFAULT_WEIGHTS, feature_matrix, type_gate
 from .calibration import (
     MAX_FALSE_ABSTENTION,
     best_threshold,
@@ -33,99 +31,11 @@ from .calibration import (
     risk_coverage_rows,
     sweep,
 )
-from .config import CALIBRATION_FILE, load_settings
-from .documents import decode_bytes
-from .errors import UsageError
-from .metrics import QuestionResult, contains_evidence, normalize, summarize_by_split
-from .questions import (  # noqa: F401  (re-exported: the eval API in one place)
-    DEFAULT_QUESTIONS,
-    Question,
-    check_lengths,
-    load_questions,
-    parse_questions,
-    select_split,
-)
-from .report import metric_rows, write_report
+from .metrics import QuestionResult, contains_evidence
+from .questions import Question
+from .runner import run_questions, with_settings
 
 L2_GRID = (0.1, 1.0, 10.0)  # ridge penalties tried by cross-validation on dev
-
-
-def with_settings(assistant, **changes):
-    """A shallow copy of the assistant answering under changed settings (the original is untouched)."""
-    other = copy.copy(assistant)
-    other.settings = assistant.settings.with_(**changes)
-    return other
-
-
-@dataclass
-class EvalRun:
-    mode: str
-    k: int
-    threshold: float
-    results: list[QuestionResult]
-    metrics: dict
-
-    @property
-    def label(self) -> str:
-        return self.mode
-
-
-class _Judge:
-    """Relevance and verbatim checks against the assistant's current index and files."""
-
-    def __init__(self, assistant):
-        self.seeds_dir = Path(assistant.settings.seeds_dir)
-        self.chunk_texts = [normalize(c.text) for c in assistant.index.chunks]
-        self._originals: dict[str, str | None] = {}
-
-    def original(self, doc: str) -> str | None:
-        if doc not in self._originals:
-            try:
-                decoded = decode_bytes((self.seeds_dir / doc).read_bytes())
-            except OSError:
-                decoded = None
-            self._originals[doc] = decoded[0] if decoded else None
-        return self._originals[doc]
-
-    def relevant_total(self, evidence: Sequence[str]) -> int:
-        needles = [normalize(e) for e in evidence]
-        return sum(any(n in text for n in needles) for text in self.chunk_texts)
-
-    def judge(self, q: Question, answer, latency_ms: float) -> QuestionResult:
-        data = answer.to_dict()
-        verbatim = []
-        for c in answer.citations:
-            original = self.original(c.doc)
-            verbatim.append(original is not None and original[c.start : c.end] == c.quote)
-        return QuestionResult(
-            id=q.id, question=q.question, answerable=q.answerable, split=q.split,
-            abstained=answer.abstained, confidence=float(answer.confidence), answer=answer.answer,
-            latency_ms=latency_ms,
-            relevant=[contains_evidence(h.chunk.text, q.evidence) for h in answer.retrieved],
-            relevant_total=self.relevant_total(q.evidence) if q.evidence else 0,
-            citation_relevant=[contains_evidence(c.passage, q.evidence) for c in answer.citations],
-            quote_verbatim=verbatim,
-            supported=not answer.abstained and contains_evidence(answer.answer, q.evidence),
-            features=dict(answer.features), citations=data["citations"], retrieved=data["retrieved"],
-        )  # fmt: skip
-
-
-def run_questions(assistant, questions: Sequence[Question], *, k: int = 10, mode: str | None = None,
-                  progress: Callable[[str, int, int], None] | None = None) -> EvalRun:  # fmt: skip
-    """Ask every question (with its history) and judge the answers."""
-    mode = mode or assistant.settings.mode
-    judge = _Judge(assistant)
-    results = []
-    if questions:  # untimed warm-up: the first ask may load the model
-        assistant.ask(questions[0].question, questions[0].history, k=k, mode=mode)
-    for i, q in enumerate(questions):
-        started = time.perf_counter()
-        answer = assistant.ask(q.question, q.history, k=k, mode=mode)
-        latency_ms = (time.perf_counter() - started) * 1000
-        results.append(judge.judge(q, answer, latency_ms))
-        if progress:
-            progress(f"evaluating ({mode})", i + 1, len(questions))
-    return EvalRun(mode, k, assistant.settings.abstain_below, results, summarize_by_split(results))
 
 
 def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: str | None = None,
@@ -234,16 +144,11 @@ def _adapter_examples(assistant, questions: Sequence[Question]) -> _AdapterExamp
 def fit_adapter(assistant, examples: _AdapterExamples, keep=lambda position: True):
     """The query adapter fitted on the examples whose position `keep` accepts; None
     if there is none."""
-    from . import adapter
-
     rows = [j for j, position in enumerate(examples.positions) if keep(position)]
     if not rows:
         return None
-    index, settings = assistant.index, assistant.settings
-    return adapter.fit(examples.vectors[rows], [examples.chunk_rows[j] for j in rows],
-                       [examples.sentence_rows[j] for j in rows], index.chunk_vectors,
-                       index.sentence_vectors, l2=settings.adapter_l2,
-                       temperature=settings.adapter_temperature)  # fmt: skip
+    return assistant.fit_query_adapter(examples.vectors[rows], [examples.chunk_rows[j] for j in rows],
+                                       [examples.sentence_rows[j] for j in rows])  # fmt: skip
 
 
 def _out_of_fold(assistant, questions: Sequence[Question], examples: _AdapterExamples, *, k: int,
@@ -285,28 +190,17 @@ def calibration_warning(settings, dimension: int | None = None) -> str | None:
     return f"{CALIBRATION_FILE.name} is stale ({detail}); rerun `assistant eval FILE --calibrate`"
 
 
-def in_sample_note(settings, path: Path, questions: Sequence[Question]) -> str | None:
-    """A note when the shipped set's dev questions are run with the adapter fitted on them."""
-    shipped = Path(path).resolve() == Path(DEFAULT_QUESTIONS).resolve()
-    if settings.query_adapter is None or not shipped or not any(q.split == "dev" for q in questions):
-        return None
-    return ("the dev figures are in-sample: the query adapter and the confidence were fitted on "
-            "these dev questions (README, \"Query adapter\", gives them out of fold)")
-
-
 def write_calibration(record: dict, path: Path) -> None:
     """The file config.load_settings() reads, and the query adapter's .npy beside it
     (named by its checksum); the sweep table is printed, not stored."""
-    from . import adapter
-
     keep = {k: record[k] for k in ("weights", "threshold", "fitted_on", "dev_metrics")}
     keep["dev_metrics"] = {k: round(v, 4) if isinstance(v, float) else v
                            for k, v in keep["dev_metrics"].items()}  # fmt: skip
     matrix = record.get("query_adapter")
     if matrix is not None:
-        sha256 = adapter.checksum(matrix)
+        sha256 = matrix_file.checksum(matrix)
         name = f"query_adapter-{sha256[:12]}.npy"
-        adapter.save(matrix, path.with_name(name))
+        matrix_file.save(matrix, path.with_name(name))
         keep["adapter"] = {"file": name, "sha256": sha256, **record.get("adapter_settings", {})}
     # Written beside it, then renamed over it: a crash leaves the old file, never half a file.
     # The adapter is written first under a new name, so the file always names one that exists.
@@ -329,73 +223,3 @@ def format_calibration(record: dict) -> str:
     weights = ", ".join(f"{k} {v:+.3f}" for k, v in record["weights"].items())
     lines += [f"weights: {weights}", f"threshold: {record['threshold']:.4f}"]
     return "\n".join(lines)
-
-
-def format_metrics(runs: Sequence[EvalRun]) -> str:
-    """The metric table as text: one column per run and split (all, then each split)."""
-    headers, rows = metric_rows(runs)
-    width = max(len(r[0]) for r in rows) + 2
-    lines = [" " * width + "".join(f"{name:>13}" for name in headers[1:])]
-    lines += [f"{r[0]:<{width}}" + "".join(f"{v:>13}" for v in r[1:]) for r in rows]
-    return "\n".join(lines)
-
-
-def run_json(run: EvalRun) -> dict:
-    return {"mode": run.mode, "k": run.k, "threshold": run.threshold, "metrics": run.metrics,
-            "results": [r.to_dict() for r in run.results]}  # fmt: skip
-
-
-def eval_command(args) -> int:
-    """`assistant eval FILE ...`: check the file, load, (calibrate,) run, print/report."""
-    from .cli import load_assistant, print_progress
-
-    all_questions = load_questions(args.file)
-    settings = load_settings()
-    check_lengths(all_questions, settings.max_question_chars, source=Path(args.file).name)
-    questions = select_split(all_questions, args.split)
-    if not isinstance(args.k, int) or not 1 <= args.k <= 100:
-        raise UsageError("k must be a whole number from 1 to 100")
-    mode = args.mode or settings.mode
-    if args.compare and args.compare == mode:
-        raise UsageError(f"--compare {args.compare} is the mode already being evaluated")
-    dev = select_split(all_questions, "dev") if args.calibrate else []
-    assistant = load_assistant(args, quiet=args.json)
-    progress = None if args.json else print_progress
-    if args.no_adapter:
-        assistant = with_settings(assistant, query_adapter=None)
-    warning = calibration_warning(assistant.settings, assistant.embedder.dimension)
-    if warning and not args.calibrate:
-        print(f"warning: {warning}", file=sys.stderr)
-    calibration = None
-    if args.calibrate:
-        calibration = calibrate(assistant, dev, k=args.k, mode=mode, progress=progress,
-                                adapt=not args.no_adapter)  # fmt: skip
-        write_calibration(calibration, CALIBRATION_FILE)
-        assistant = with_settings(assistant, calibration=calibration["weights"],
-                                  abstain_below=calibration["threshold"],
-                                  query_adapter=calibration["query_adapter"])  # fmt: skip
-        if not args.json:
-            print(format_calibration(calibration))
-            print(f"wrote {CALIBRATION_FILE}\n")
-    runs = [run_questions(assistant, questions, k=args.k, mode=mode, progress=progress)]
-    if args.compare:
-        runs.append(run_questions(assistant, questions, k=args.k, mode=args.compare, progress=progress))
-    if args.report:
-        written = write_report(Path(args.report), runs, source=str(args.file))
-        if not args.json:
-            print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
-    if args.json:
-        out = {"metrics": runs[0].metrics, "results": [r.to_dict() for r in runs[0].results],
-               "mode": runs[0].mode, "k": args.k, "threshold": runs[0].threshold}  # fmt: skip
-        if len(runs) > 1:
-            out["compare"] = run_json(runs[1])
-        if calibration:
-            out["calibration"] = {k: v for k, v in calibration.items() if k != "query_adapter"}
-        print(json.dumps(out, ensure_ascii=False))
-        return 0
-    print(f"{Path(args.file).name}: {len(questions)} questions, k={args.k}, "
-          f"abstain below {runs[0].threshold:.3f}")  # fmt: skip
-    print(format_metrics(runs))
-    if note := in_sample_note(assistant.settings, args.file, questions):
-        print(f"note: {note}")
-    return 0

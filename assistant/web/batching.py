@@ -14,9 +14,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .answer import Answer
-from .errors import AssistantError, UsageError
-from .pipeline import Assistant, check_question, check_turns
+from ..pipeline import Answer
+from ..errors import AssistantError, UsageError
+from ..pipeline import Assistant, check_question, check_turns
 
 log = logging.getLogger(__name__)
 

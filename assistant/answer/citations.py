@@ -1,0 +1,85 @@
+"""What an answer is made of: the `Answer`, its `Citation`s, their stable IDs, and
+the answer text with its [n] markers.
+
+Every citation's quote is the original file's text[start:end]. Plain data and
+pure functions: does not choose what to quote (compose.py) or score it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from ..search.query import Query
+from ..search.retrieval import Hit
+
+NOT_IN_DOCUMENTS = "The documents don't answer that."
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    id: str
+    doc: str
+    title: str
+    section: str
+    start: int
+    end: int
+    quote: str  # == original document text[start:end]
+    passage: str  # the whole chunk the quote was found in
+    score: float
+    passage_id: str = ""
+    passage_start: int = 0
+    passage_end: int = 0
+    stale: bool = False
+
+    def to_dict(self) -> dict:
+        keys = ("n", "id", "doc", "title", "section", "start", "end", "quote", "passage", "score")
+        return {k: getattr(self, k) for k in keys}
+
+    def lookup_dict(self) -> dict:
+        """The JSON of `assistant cite --json` and the /cite API: with staleness and the
+        passage's span."""
+        return {**self.to_dict(), "stale": self.stale, "passage_start": self.passage_start,
+                "passage_end": self.passage_end}  # fmt: skip
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    abstained: bool
+    confidence: float
+    citations: list[Citation]
+    retrieved: list[Hit]
+    features: dict = field(default_factory=dict)
+    query: Query | None = None
+    # The answer as composed: each statement with the numbers of its [n] markers, so a
+    # display links those markers and never an "[n]" inside quoted text.
+    parts: list[tuple[str, list[int]]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """The JSON shape of `assistant ask --json` and the /ask API."""
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "confidence": round(self.confidence, 4),
+            "citations": [c.to_dict() for c in self.citations],
+            "retrieved": [
+                {"id": h.chunk.id, "doc": h.chunk.doc, "text": h.chunk.text,
+                 "score": round(h.score, 6)}  # fmt: skip
+                for h in self.retrieved
+            ],
+        }
+
+
+def citation_id(doc: str, start: int, end: int, quote: str) -> str:
+    """Human-readable and stable while the document is: path, span, quote hash."""
+    return f"{doc}:{start}-{end}#{hashlib.sha256(quote.encode('utf-8')).hexdigest()[:6]}"
+
+
+def answer_text(parts: list[tuple[str, list[int]]], marker=lambda n: f"[{n}]") -> str:
+    """Statements, each followed by its markers: "It was signed in 1953. [1][2] ..."
+    (`marker` writes one; the chat makes each a link)."""
+    return " ".join(f"{said} {''.join(map(marker, numbers))}".strip() for said, numbers in parts)

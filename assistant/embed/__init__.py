@@ -1,0 +1,1 @@
+"""Embeddings: the embedder protocol, sentence-transformers, the ONNX question encoder, the query adapter."""

@@ -1,0 +1,1 @@
+"""Ingest: read documents (decode, repair, titles, sections, offsets) and cut them into chunks."""

@@ -1,0 +1,1 @@
+"""Text utilities every stage shares: lexical terms and literal Markdown."""

@@ -1,0 +1,1 @@
+"""The web UI and its server: the page, its handlers and API, formatting, batching."""

@@ -1,0 +1,86 @@
+"""`assistant serve`: the Gradio page mounted in FastAPI with /healthz and /readyz,
+a request-size limit, and the index loaded in the background while it listens.
+
+Does not lay out the page (app.py) or answer anything itself.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import gradio as gr
+
+from ..config import load_settings
+from ..loading import load_assistant
+from ..pipeline import Assistant
+from .app import CSS, MAX_BATCH, build_app
+from .server import AssistantSlot, RequestSizeLimit, as_slot, make_server, protected_paths, readiness
+
+# Request bodies past this are refused (413) before Gradio parses and keeps them: a
+# question is at most 1,000 characters; the page also sends its chat (~1 KB a turn).
+MAX_REQUEST_BYTES = 256 * 1024
+
+
+def create_server_app(source: Assistant | AssistantSlot, *, blocked: Sequence[str] = (),
+                      max_batch: int = MAX_BATCH):  # fmt: skip
+    """FastAPI with /healthz, /readyz and the Gradio page mounted at /."""
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    slot = as_slot(source)
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(RequestSizeLimit, max_bytes=MAX_REQUEST_BYTES)
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "alive"}
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        status, body = readiness(slot)
+        return JSONResponse(body, status_code=status)
+
+    blocked = list(blocked) or protected_paths(slot.settings)
+    demo = build_app(slot, max_batch=max_batch)
+    # Gradio checks that a file input was uploaded (not any server path a client names)
+    # only once `has_launched`, which launch() sets and mount_gradio_app does not: without
+    # this it copies the named file into its cache and hands that to the handler.
+    demo.has_launched = True
+    return gr.mount_gradio_app(
+        app, demo, path="/", show_error=False, allowed_paths=[],
+        blocked_paths=blocked, footer_links=["api", "settings"], run_history=False, ssr_mode=False,
+        mcp_server=False, css=CSS,
+    )  # fmt: skip
+
+
+def serve(args) -> int:
+    """`assistant serve`: start listening, load or update the index in the background."""
+    settings = load_settings().with_(seeds_dir=Path(args.seeds), index_dir=Path(args.index))
+    slot = AssistantSlot(settings=settings)
+    app = create_server_app(slot, blocked=protected_paths(settings),
+                            max_batch=args.max_batch or MAX_BATCH)  # fmt: skip
+    server, sock = make_server(app, args.host, args.port)
+
+    def load() -> Assistant:
+        return load_assistant(args)
+
+    def loaded(done: AssistantSlot) -> None:
+        if done.error is not None:
+            server.should_exit = True  # nothing to serve: stop, serve() reports it
+        else:
+            print(f"ready: http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
+
+    print(f"listening on http://{args.host}:{args.port}/ (loading the model and index...)",
+          file=sys.stderr, flush=True)  # fmt: skip
+    slot.load_in_background(load, on_done=loaded)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after shutting down cleanly
+        print("stopped", file=sys.stderr)
+        return 0
+    if slot.error is not None:
+        print(f"error: {slot.error}", file=sys.stderr)
+        return 2
+    return 0
