@@ -15,6 +15,7 @@ import numpy as np
 from ..embed.base import Embedder, TokenVectors
 from ..ingest.chunking import Chunk, Sentence, chunk_document, text_hash
 from ..ingest.documents import Document
+from ..ingest.entities import find_entities
 from ..text.terms import terms
 from . import ann
 from .index import FORMAT_VERSION, Index, Progress, project_tokens
@@ -106,6 +107,11 @@ def build_index(
     sentence_vectors, _, _ = _embed_with_cache(
         [s.text for _, s in sentences], sentence_cache, embedder, progress, "sentences"
     )
+    originals = {d.path: d.text for d in documents}
+    sentence_entities = _entities_with_cache(
+        [(s.text, originals[doc][s.start : s.end]) for doc, s in sentences],
+        _entity_cache(previous) if cache_ok else {}, progress,
+    )
 
     params = ann.choose_params(len(chunks))
     dense = ann.build(chunk_vectors, params)
@@ -134,7 +140,8 @@ def build_index(
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     index = Index(chunks, chunk_vectors, sentences, sentence_vectors, chunk_sentence_rows,
-                  dense, bm25, manifest, sentence_dense=sentence_dense)  # fmt: skip
+                  dense, bm25, manifest, sentence_dense=sentence_dense,
+                  sentence_entities=sentence_entities)  # fmt: skip
     if chunk_tokens is not None:
         index.token_basis = basis
         index.token_ids, index.token_vectors, index.token_offsets = pack_tokens(chunk_tokens, basis.shape[1])
@@ -149,6 +156,28 @@ def build_bm25(texts: Sequence[str]):
     bm25 = bm25s.BM25()
     bm25.index([terms(t) or [""] for t in texts], show_progress=False)
     return bm25
+
+
+def _entity_cache(previous: Index | None) -> dict[str, list]:
+    """The previous index's entities by the hash of the sentence's original text."""
+    if previous is None or len(previous.sentence_entities) != len(previous.sentences):
+        return {}
+    return {text_hash(s.text): e for (_, s), e in zip(previous.sentences, previous.sentence_entities)}
+
+
+def _entities_with_cache(texts: Sequence[tuple[str, str]], cache: dict[str, list], progress
+                         ) -> list[list]:  # fmt: skip
+    """Each sentence's entities, in its original text (the second of each pair): from the
+    cache, by the hash of its cleaned text (the first), when an earlier build found them."""
+    hashes = [text_hash(cleaned) for cleaned, _ in texts]
+    todo = list(dict.fromkeys(h for h in hashes if h not in cache))
+    if todo:
+        by_hash = {h: original for h, (_, original) in zip(hashes, texts)}
+        found = find_entities([by_hash[h] for h in todo])
+        cache = {**cache, **dict(zip(todo, found))}
+        if progress:
+            progress("finding entities", len(todo), len(todo))
+    return [[tuple(e) for e in cache[h]] for h in hashes]
 
 
 def _vector_cache(texts, vectors: np.ndarray) -> dict[str, np.ndarray]:

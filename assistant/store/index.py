@@ -19,7 +19,8 @@ from ..embed.base import TokenVectors
 from ..ingest.chunking import Chunk, Sentence
 from ..text.terms import CASED_WORD, terms, written_name
 
-FORMAT_VERSION = 5  # 4: token vectors for late interaction; 5: only their projection kept
+FORMAT_VERSION = 6  # 4: token vectors for late interaction; 5: only their projection kept;
+# 6: each sentence's named entities (ingest/entities.py)
 _VERSION_NAME = re.compile(r"v-[0-9a-f]{16}-[0-9a-f]{8}")
 Progress = Callable[[str, int, int], None]
 
@@ -42,6 +43,9 @@ class Index:
     token_offsets: np.ndarray | None = None  # int64 (chunks + 1,)
     token_basis: np.ndarray | None = None  # float32 (dim, k): top principal axes
     token_vectors: np.ndarray | None = None  # float16 (T, k): unit rows in that basis
+    # Per sentence row, its named entities (start, end, label) in the sentence's characters
+    # of the original text (ingest/entities.py).
+    sentence_entities: list[list[tuple[int, int, str]]] = field(default_factory=list)
     _token_matrix: np.ndarray | None = field(default=None, repr=False)
     _token_df: np.ndarray | None = field(default=None, repr=False)
     _vocabulary: dict | None = field(default=None, repr=False)

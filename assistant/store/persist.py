@@ -66,8 +66,9 @@ def save_index(index: Index, index_dir: Path) -> Path:
         _write_jsonl(tmp / "chunks.jsonl", (_chunk_record(c, r) for c, r in
                                             zip(index.chunks, index.chunk_sentence_rows)))  # fmt: skip
         _write_jsonl(tmp / "sentences.jsonl",
-                     ({"doc": d, "start": s.start, "end": s.end, "text": s.text}
-                      for d, s in index.sentences))  # fmt: skip
+                     ({"doc": d, "start": s.start, "end": s.end, "text": s.text,
+                       "entities": [list(e) for e in entities]}
+                      for (d, s), entities in zip(index.sentences, index.sentence_entities)))  # fmt: skip
         np.save(tmp / "chunk_vectors.npy", index.chunk_vectors, allow_pickle=False)
         np.save(tmp / "sentence_vectors.npy", index.sentence_vectors, allow_pickle=False)
         ann.save(index.dense, tmp / "dense.faiss")
@@ -182,12 +183,16 @@ def _load_version(index_dir: Path, version: str, *, verify: bool) -> Index:
             bm25=bm25s.BM25.load(str(folder / "bm25"), show_progress=False, verbosity=0),
             manifest=manifest,
             path=folder,
+            sentence_entities=[[(int(a), int(b), str(label)) for a, b, label in r["entities"]]
+                               for r in sentence_records],
         )
         if manifest.get("token_vectors"):
             for name in ("token_ids", "token_offsets", "token_basis", "token_vectors"):
                 setattr(index, name, np.load(folder / f"{name}.npy", allow_pickle=False))
     except Exception as exc:  # any parse failure means the same to the user
         raise IndexLoadError(f"cannot read index in {folder}: {exc}") from None
+    if len(index.sentence_entities) != len(index.sentences):
+        raise IndexLoadError(f"index in {folder} is inconsistent (entities)")
     if index.dense.ntotal != len(chunks) or len(index.chunk_vectors) != len(chunks):
         raise IndexLoadError(f"index in {folder} is inconsistent (counts differ)")
     if index.has_tokens:
