@@ -27,7 +27,7 @@ from .embed.sbert import SentenceTransformerEmbedder
 from .errors import CitationNotFoundError, UsageError
 from .ingest.documents import Document, decode_bytes
 from .search.aliases import NAMES, WRITTEN
-from .search.query import Query, make_query
+from .search.query import Query, make_query, pooled_without
 from .search.retrieval import MODES, Hit, retrieve
 from .store.build import BuildStats
 from .store.index import Index
@@ -161,9 +161,15 @@ class Assistant:
             raise RuntimeError("make_query did not embed once per question")
         vectors, tokens = _query_encoder(self.embedder)(texts_to_embed) if queries else ([], [])
         starts = np.cumsum([0, *per_query[:-1]]).tolist()
-        return [replace(query, vector=vectors[start], tokens=tokens[start],
-                        own_vector=vectors[start + 1] if count == 2 else None)
-                for query, start, count in zip(queries, starts, per_query)]  # fmt: skip
+        piece = getattr(getattr(self.embedder, "tokenizer", None), "id_to_token", lambda i: None)
+        out = []
+        for query, start, count in zip(queries, starts, per_query):
+            pooled = pooled_without(tokens[start], query.asked.relation, piece)
+            out.append(replace(query, vector=vectors[start], tokens=tokens[start],
+                               own_vector=vectors[start + 1] if count == 2 else None,
+                               raw_vector=None if pooled is None else pooled[0],
+                               ablated_vector=None if pooled is None else pooled[1]))
+        return out
 
     def fit_query_adapter(self, vectors: np.ndarray, chunk_rows: Sequence[Sequence[int]],
                           sentence_rows: Sequence[Sequence[int]]) -> np.ndarray:  # fmt: skip

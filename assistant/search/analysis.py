@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..ingest.chunking import ABBREVIATIONS, ends_sentence
-from ..text.terms import CASED_WORD, STOPWORDS, name_key, written_name
+from ..text.terms import CASED_WORD, STOPWORDS, name_key, stem, terms, words, written_name
 
 @dataclass(frozen=True)
 class Asked:
@@ -25,14 +25,111 @@ class Asked:
     why: bool  # asks for a reason
     recased: str  # the question with lower-case names written as the documents write them
     entities: tuple[str, ...]  # the names and numbers `recased` holds (question_entities)
+    # The kind of answer (answer_kind): a span kind (person, place, date, time, number,
+    # organisation, agent) or reason, process, definition, list, yes-no, thing; None.
+    kind: str | None = None
+    # The stems of what the question says about its subject, the relation asked ("signed"
+    # in "Where was the armistice signed?", "capital" in "the capital of Japan"): its
+    # own content words less its names and the words that only name the kind of answer.
+    relation: tuple[str, ...] = ()
+    relation_words: tuple[str, ...] = ()  # the same words as written (lower case, spelling fixed)
 
 
 def analyse_question(question: str, names: Mapping[str, str] | None = None,
                      corrections: dict[str, str] | None = None) -> Asked:  # fmt: skip
     """What the question asks for. `names` and `corrections` are `recase`'s."""
     recased = recase(question, names or {}, corrections)
-    return Asked(expected_type(question), asks_why(question), recased,
-                 tuple(question_entities(recased)))  # fmt: skip
+    entities = tuple(question_entities(recased))
+    answer_type, why = expected_type(question), asks_why(question)
+    relation = relation_words(question, entities, corrections)
+    return Asked(answer_type, why, recased, entities, answer_kind(question, answer_type, why),
+                 tuple(stem(w) for w in relation), relation)  # fmt: skip
+
+
+# Which kind of answer a question wants, past expected_type's five: the first match wins.
+_TIME = re.compile(r"\b(?:at )?what time\b|\bwhat hour\b|\btime of (?:the )?day\b", re.I)
+_ORGANISATION = re.compile(r"\b(?:what|which) (?:organi[sz]ations?|agenc(?:y|ies)|bod(?:y|ies)|committees?|"
+                           r"commissions?|groups?|part(?:y|ies)|institutions?)\b", re.I)
+_REASON = re.compile(r"\b(?:what|which) (?:was|were|is|are) (?:the )?(?:main |chief |key )?(?:reasons?|causes?|"
+                     r"motives?|rationale)\b|\bwhat (?:caused|led to|prompted|motivated)\b|\bfor what reason\b", re.I)
+_YES_NO = re.compile(r"^\s*(?:is|are|was|were|did|does|do|can|could|has|have|had|will|would|should)\b", re.I)
+_LIST = re.compile(r"\b(?:list|name (?:the|all|some|three|two|four))\b|\b(?:what|which) (?:were|are) (?:the |some )?"
+                   r"(?:main |key |major |principal )?[a-z-]+s\b", re.I)
+_DEFINITION = re.compile(r"^\s*(?:what|who) (?:is|was|are|were) (?:a |an |the )?[\w'’ -]{1,40}\??\s*$|\bwhat does\b[^?]*\bmean\b|"
+                         r"^\s*define\b", re.I)
+_SPAN_TYPES = {"date", "number", "place", "person"}
+# "what exact day", "on what date", "which yr": a date, with a word between or shortened.
+_DATE_WORDS = re.compile(r"\b(?:what|which)\s+(?:\w+\s+)?(?:years?|yrs?|dates?|days?|months?|decades?)\b", re.I)
+# Keyword queries name the kind they want: "armistice signing date", "dmz width km".
+_KEYWORD_KINDS = [
+    ("date", re.compile(r"\b(?:dates?|years?|when|day)\b", re.I)),
+    ("number", re.compile(r"\b(?:how many|number|count|toll|figures?|totals?|width|length)\b", re.I)),
+    ("place", re.compile(r"\b(?:where|location|place|site)\b", re.I)),
+    ("person", re.compile(r"\b(?:who|leaders?|negotiators?|commanders?)\b", re.I)),
+]
+
+
+def answer_kind(question: str, answer_type: str | None, why: bool) -> str | None:
+    """person | place | date | time | number | organisation | agent | reason | process |
+    definition | list | yes-no | thing, or None (a keyword query with no clue)."""
+    if _TIME.search(question):
+        return "time"
+    if answer_type in _SPAN_TYPES:
+        return answer_type
+    if _DATE_WORDS.search(question):
+        return "date"
+    if _ORGANISATION.search(question):
+        return "organisation"
+    if answer_type == "agent":
+        return "agent"
+    if why or _REASON.search(question):
+        return "reason"
+    first = _WH.search(question)
+    if first is not None and first.group().lower() == "how":
+        return "process"
+    if _YES_NO.search(question):
+        return "yes-no"
+    if _LIST.search(question):
+        return "list"
+    if _DEFINITION.search(question):
+        return "definition"
+    if first is not None and first.group().lower() in ("what", "which"):
+        return "thing"
+    for kind, pattern in _KEYWORD_KINDS:
+        if pattern.search(question):
+            return kind
+    return None
+
+
+# Words that only say what kind of answer is wanted, or nothing about the subject.
+_KIND_WORDS = frozenset(stem(w) for w in """
+    year years yr yrs date dates day days month months decade decades century time times hour hours
+    number numbers many much total count place places city cities town towns village villages
+    location locations site sites region area country countries nation nations state person
+    people persons leader leaders name names organisation organization organisations group
+    reason reasons cause causes way ways kind kinds type types sort role roles main key major
+    principal exact exactly specific specifically particular happen happened happens thing
+    things part parts mean means meaning call called important importance significance
+    significant role purpose describe described explain explained list give overall general
+    """.split())  # fmt: skip
+
+
+def relation_words(question: str, entities: tuple[str, ...] = (),
+                   corrections: Mapping[str, str] | None = None) -> tuple[str, ...]:  # fmt: skip
+    """The words of what the question asks about its subject (Asked.relation), one per
+    stem, in order: its content words less its names and the words that only name the
+    kind of answer."""
+    named = {t for entity in entities for t in terms(entity)}
+    corrections = corrections or {}
+    found: dict[str, str] = {}
+    for word in words(question):
+        word = corrections.get(word, word)
+        if word in STOPWORDS or len(word) < 2 or word.isdigit() or not word[0].isalpha():
+            continue
+        key = stem(word)
+        if key not in named and key not in _KIND_WORDS:
+            found.setdefault(key, word)
+    return tuple(found.values())
 
 
 _QUESTION_TYPES = [

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..text.terms import STOPWORDS, correct_terms, terms, words
+from ..text.terms import STOPWORDS, correct_terms, stem, terms, words
 from .aliases import aliased, expand_aliases
 from .analysis import Asked, analyse_question
 
@@ -52,6 +52,11 @@ class Query:
     tokens: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False, repr=False)
     # What the question's own words ask for (analysis.py), read once.
     asked: Asked = field(default_factory=lambda: analyse_question(""))
+    # The question's word pieces pooled with and without the relation asked (pooled_without;
+    # the model's own vectors, never the query adapter's): a statement about the relation
+    # is closer to the first than to the second (answer/verify.py).
+    raw_vector: np.ndarray | None = field(default=None, compare=False, repr=False)
+    ablated_vector: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def is_followup(question: str) -> bool:
@@ -109,7 +114,9 @@ def make_query(
     text = strip_meta(expand_aliases(respell(asked)))
     own_words = strip_meta(expand_aliases(respell(question)))
     own = own_words if context else None
-    vectors = encode([text] if own is None else [text, own])
+    asked = analyse_question(strip_meta(question), names, fixes)  # talk about the text asks nothing
+    own_texts = [] if own is None else [own]
+    vectors = encode([text, *own_texts])
     return Query(
         question=question,
         text=text,
@@ -120,5 +127,39 @@ def make_query(
         corrections=tuple(sorted(fixes.items())),
         followup_of=context,
         aliased_terms=tuple(terms(" ".join(aliased(text)))),
-        asked=analyse_question(question, names, fixes),
+        asked=asked,
     )
+
+
+def pooled_without(tokens, relation: Sequence[str], piece) -> tuple[np.ndarray, np.ndarray] | None:
+    """(the mean of the text's word-piece vectors, the same mean without the pieces of the
+    words whose stem is in `relation`), both unit length: the question with and without
+    the relation it asks, from the one forward pass already made. None without tokens or
+    relation words. `piece` maps a word-piece id to its text ("##ed" continues a word)."""
+    if tokens is None or not relation:
+        return None
+    ids, vectors = tokens
+    if len(ids) == 0:
+        return None
+    wanted = set(relation)
+    keep, word, members = [], "", []
+
+    def close():
+        if members:
+            keep.extend([stem(word) not in wanted] * len(members))
+
+    for i, token_id in enumerate(ids):
+        text = piece(int(token_id)) or ""
+        if text.startswith("##"):
+            word += text[2:]
+            members.append(i)
+            continue
+        close()
+        word, members = text.lower(), [i]
+    close()
+    mask = np.array(keep, dtype=bool)
+    if mask.all() or not mask.any():
+        return None
+    vectors = np.asarray(vectors, dtype=np.float32)
+    whole, rest = vectors.mean(axis=0), vectors[mask].mean(axis=0)
+    return whole / (np.linalg.norm(whole) or 1.0), rest / (np.linalg.norm(rest) or 1.0)
