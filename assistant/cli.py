@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     cite.add_argument("--json", action="store_true")
 
     evaluate = sub.add_parser("eval", parents=[common], help="evaluate on a question set")
-    evaluate.add_argument("file", type=Path)
+    evaluate.add_argument("file", type=Path, nargs="?", default=None)
+    evaluate.add_argument("--suite", type=Path, default=None,
+                          help="a suite file: several corpora, each with its question sets")
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--report", type=Path, default=None, help="write report.md/html here")
     evaluate.add_argument("-k", type=int, default=10)
@@ -119,6 +121,8 @@ def cmd_ask(args) -> int:
         print(json.dumps(answer.to_dict(), ensure_ascii=False))
         return 0
     print(answer.answer)
+    if answer.short_answer is not None:
+        print(f"short answer: {answer.short_answer.text}")
     for c in answer.citations:
         print(f"\n[{c.n}] {c.title} — {c.section}\n    {c.id}\n    “{c.quote}”")
     print(f"\nconfidence: {answer.confidence:.2f}")

@@ -63,12 +63,19 @@ class Settings:
     quote_novelty_weight: float = 1.8
     quote_type_weight: float = 1.6
     corroboration_cosine: float = 0.80
+    # Verification (answer/verify.py): statements of other passages that compete with the
+    # one quoted first, and how much surer one must be to replace it.
+    rivals: int = 0
+    switch_margin: float = 0.1
 
     # Abstention: answers whose confidence is below this are withheld.
     # See answer.confidence() for how the confidence is built.
     abstain_below: float = 0.5
     # A best statement of the wrong answer type scales the confidence by this.
     type_mismatch_factor: float = 0.5
+    # An answer whose best passage's cosine to the question is below this is scaled down
+    # (twice the factor above): chosen with the threshold by --calibrate; 0.0: none.
+    relevance_floor: float = 0.0
     calibration: dict = field(default_factory=dict, compare=False, hash=False)
 
     # Query adapter (embed/adapter.py): a square matrix applied to every question vector,
@@ -111,7 +118,8 @@ def load_settings(calibration_file: Path | None = CALIBRATION_FILE, **overrides)
         try:
             data = json.loads(Path(calibration_file).read_text(encoding="utf-8"))
             values = {"calibration": dict(data.get("weights", {})),
-                      "abstain_below": float(data["threshold"])}  # fmt: skip
+                      "abstain_below": float(data["threshold"]),
+                      "relevance_floor": float(data.get("relevance_floor", 0.0))}  # fmt: skip
             saved = data.get("adapter")
             if saved is not None:
                 name, sha256 = str(saved["file"]), str(saved["sha256"])

@@ -20,7 +20,7 @@ from assistant.web.handlers import GENERIC_ERROR, api_ask, api_ask_batch, api_ci
 from assistant.web.serve import create_server_app
 from assistant.errors import ModelNotFoundError, UsageError
 from assistant.web.server import AssistantSlot, NotReadyError, readiness
-from assistant.web.formatting import QUOTE_LABEL, escape_markdown, highlight_quote
+from assistant.web.formatting import ANSWER_LABEL, QUOTE_LABEL, escape_markdown, highlight_quote
 
 HOSTILE = [
     "<img src=x onerror=alert(1)>",
@@ -92,7 +92,8 @@ def test_a_question_gets_a_cited_answer_sources_and_an_export(slot, tiny_seeds):
     for card, c in zip(turn.cards, answer.citations):
         original = (tiny_seeds / c.doc).read_text(encoding="utf-8")
         assert original[c.start : c.end] == c.quote
-        assert [t for t, label in card.spans if label == QUOTE_LABEL] == [c.quote]
+        # the quote, with the short answer (if it lies in this quote) marked inside it
+        assert "".join(t for t, label in card.spans if label in (QUOTE_LABEL, ANSWER_LABEL)) == c.quote
         assert "Why this passage" in card.details and "fused rank" in card.details
         assert escape_markdown(c.title, one_line=True) in card.header
     # The two documents say the same thing: the second citation corroborates the first.

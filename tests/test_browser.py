@@ -77,7 +77,11 @@ def ask(page, question: str) -> None:
 
 
 def highlighted(locator) -> str:
-    return " ".join(locator.locator(".highlighted").all_inner_texts()[0].split())
+    """The first passage's highlighted text: its quote, with the short answer inside it
+    (consecutive highlighted spans)."""
+    passages = locator.locator(".passage")
+    first = passages.first if passages.count() else locator
+    return " ".join("".join(first.locator(".highlighted").all_inner_texts()).split())
 
 
 def test_ask_read_the_cited_answer_and_open_its_citation(page, real_server_url, real_assistant, tmp_path):

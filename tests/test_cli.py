@@ -21,7 +21,7 @@ from assistant.cli import main
 
 from conftest import ROOT, FakeEmbedder
 
-ANSWER_KEYS = {"question", "answer", "abstained", "confidence", "citations", "retrieved"}
+ANSWER_KEYS = {"question", "answer", "abstained", "confidence", "short_answer", "citations", "retrieved"}
 CITATION_KEYS = {"n", "id", "doc", "title", "section", "start", "end", "quote", "passage", "score"}
 RETRIEVED_KEYS = {"id", "doc", "text", "score"}
 QUESTION = "When was the armistice signed?"
@@ -68,6 +68,10 @@ def test_ask_json_has_exactly_the_documented_fields(tiny_seeds, tmp_path, capsys
     data = check_answer_json(out, tiny_seeds)
     assert data["question"] == QUESTION
     assert not data["abstained"] and [c["doc"] for c in data["citations"]] == ["alpha.txt", "beta.md"]
+    # A date is asked for: the short answer is the date inside the quote, verbatim.
+    short = data["short_answer"]
+    assert short["text"] == "July 27, 1953" and short["doc"] == "alpha.txt"
+    assert (tiny_seeds / "alpha.txt").read_text(encoding="utf-8")[short["start"] : short["end"]] == short["text"]
 
 
 def test_ask_prints_the_answer_and_numbered_sources(tiny_seeds, tmp_path, capsys, fake_model):

@@ -17,6 +17,19 @@ NOT_IN_DOCUMENTS = "The documents don't answer that."
 
 
 @dataclass(frozen=True)
+class Span:
+    """Where a short answer sits: `text` == the original document text[start:end]."""
+
+    text: str
+    doc: str
+    start: int
+    end: int
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "doc": self.doc, "start": self.start, "end": self.end}
+
+
+@dataclass(frozen=True)
 class Citation:
     n: int
     id: str
@@ -57,6 +70,9 @@ class Answer:
     # The answer as composed: each statement with the numbers of its [n] markers, so a
     # display links those markers and never an "[n]" inside quoted text.
     parts: list[tuple[str, list[int]]] = field(default_factory=list)
+    # The shortest span of the first quoted statement that answers a question asking for
+    # a person, place, date, number, organisation (answer/verify.py); None otherwise.
+    short_answer: Span | None = None
 
     def to_dict(self) -> dict:
         """The JSON shape of `assistant ask --json` and the /ask API."""
@@ -65,6 +81,7 @@ class Answer:
             "answer": self.answer,
             "abstained": self.abstained,
             "confidence": round(self.confidence, 4),
+            "short_answer": None if self.short_answer is None else self.short_answer.to_dict(),
             "citations": [c.to_dict() for c in self.citations],
             "retrieved": [
                 {"id": h.chunk.id, "doc": h.chunk.doc, "text": h.chunk.text,

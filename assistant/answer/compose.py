@@ -9,6 +9,7 @@ Does not retrieve and does not embed (vectors come from the index and query).
 
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 from typing import NamedTuple
@@ -21,6 +22,7 @@ from .citations import NOT_IN_DOCUMENTS, Answer, Citation, answer_text, citation
 from .confidence import (DEFAULT_WEIGHTS, confidence_features, confidence_from, coverage, idf_weights,
                          type_gate)
 from .kinds import matches_type
+from .verify import SPAN_LABELS, Check, check_statement, relation_coverage, typed_spans
 
 _LIST_GAP = re.compile(r"[ \t]*\r?\n\s*(?:[-*\u2022\u00b7\u25aa]|\d{1,2}[.)])\s*")
 
@@ -49,14 +51,27 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
     if not candidates:
         return Answer(query.question, NOT_IN_DOCUMENTS, True, 0.0, [], hits, {}, query)
     chosen = _select(index, candidates, settings)
-    features = confidence_features(index, query, hits, chosen[0], idf,
-                                   statement_text(index, chosen[0].rows))
-    confidence = type_gate(confidence_from(features, settings.calibration or DEFAULT_WEIGHTS),
-                           features, settings.type_mismatch_factor)  # fmt: skip
+    # The statement quoted first competes with the best of the other passages (and the
+    # first passage's runner-up): each is verified against what the question asks and
+    # scored alone; a rival replaces it only when clearly surer (`switch_margin`).
+    anywhere = verified_anywhere(index, query, candidates, documents)
+    scored = [_judge(index, query, hits, c, idf, documents, settings, anywhere)
+              for c in [chosen[0], *_rivals(candidates, chosen[0], settings)]]  # fmt: skip
+    best = max(scored, key=lambda j: j.confidence)
+    if best is not scored[0] and best.confidence > scored[0].confidence + settings.switch_margin:
+        chosen = [best.statement]
+    else:
+        best = scored[0]
+    check, features, confidence = best.check, best.features, best.confidence
+    # "No answer" is a candidate too: the chance that every candidate is wrong.
+    features = {**features, "no_answer": round(math.prod(1.0 - j.confidence for j in scored), 4)}
     if confidence < settings.abstain_below:
         return Answer(query.question, NOT_IN_DOCUMENTS, True, confidence, [], hits, features, query)
     citations: list[Citation] = []
     parts: list[tuple[str, list[int]]] = []
+    if query.asked.kind in ("reason", "process") and chosen:  # the reason often runs on
+        chosen = [chosen[0]._replace(rows=explained_rows(index, chosen[0].rows, documents)),
+                  *chosen[1:]]
     for candidate in chosen:
         markers = []
         statement = [index.sentences[r][1] for r in candidate.rows]
@@ -78,7 +93,56 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
         said = statement[0].text + " " + "; ".join(s.text.rstrip(".;") for s in statement[1:])
         parts.append((said.strip(), markers))
     return Answer(query.question, answer_text(parts), False, confidence, citations, hits, features,
-                  query, parts)  # fmt: skip
+                  query, parts, check.short)  # fmt: skip
+
+
+class Judged(NamedTuple):
+    statement: Statement
+    check: Check
+    features: dict
+    confidence: float
+
+
+def verified_anywhere(index: Index, query: Query, candidates: list[Statement], documents) -> dict:
+    """Over every candidate statement of the top passages: the most of the asked relation
+    one holds, and whether one holds both a span of the asked kind and most of the
+    relation ("signed" and a place, for "Where was the armistice signed?"). A question
+    whose relation and kind meet in no statement is likely one the documents do not
+    answer, whichever statement is quoted."""
+    asked = query.asked
+    best_relation, verified = 0.0, 0.0
+    for c in candidates:
+        own = set().union(*(index.sentence_terms(r) for r in c.rows))
+        relation = relation_coverage(asked, own)
+        best_relation = max(best_relation, relation)
+        if asked.kind in SPAN_LABELS and relation >= 0.5 and not verified:
+            verified = float(bool(typed_spans(index, c.rows, documents, asked)))
+    return {"relation_anywhere": round(best_relation, 4), "verified_anywhere": verified}
+
+
+def _judge(index: Index, query: Query, hits: list[Hit], statement: Statement, idf, documents,
+           settings, anywhere: dict) -> Judged:  # fmt: skip
+    """A candidate statement verified (verify.py) and given its confidence."""
+    check = check_statement(index, statement.rows, documents, query)
+    features = confidence_features(index, query, hits, statement, idf,
+                                   statement_text(index, statement.rows), check)  # fmt: skip
+    features.update(anywhere)
+    confidence = type_gate(confidence_from(features, settings.calibration or DEFAULT_WEIGHTS),
+                           features, settings.type_mismatch_factor, settings.relevance_floor)  # fmt: skip
+    return Judged(statement, check, features, confidence)
+
+
+def _rivals(candidates: list[Statement], first: Statement, settings) -> list[Statement]:
+    """The statements that compete with the first: the runner-up of its passage and the
+    best statement of each other passage, by `quote_score`."""
+    best: dict[int, list[Statement]] = {}
+    for c in candidates:
+        best.setdefault(c.hit.row, []).append(c)
+    out = []
+    for row, group in best.items():
+        group = sorted((c for c in group if c.row != first.row), key=lambda c: -quote_score(c, settings))
+        out += group[:1]
+    return out[: settings.rivals]
 
 
 def novelty(own: set[str] | str, query: Query, section: str) -> float:
@@ -175,6 +239,26 @@ def _select(index: Index, candidates: list[Statement], settings) -> list[Stateme
         if all(float(index.sentence_vectors[c.row] @ vector) < 0.8 for c in chosen):
             chosen.append(candidate)
     return chosen
+
+
+_SAME_PARAGRAPH = re.compile(r"[ \t]+")
+
+
+def explained_rows(index: Index, rows: list[int], documents: dict, *, extra: int = 1) -> list[int]:
+    """A why- or how-answer's sentences: the statement and the next `extra` sentences of
+    its paragraph (the reason is often given, or finished, by the sentence after)."""
+    out = list(rows)
+    doc = index.sentences[rows[-1]][0]
+    text = documents[doc]
+    for _ in range(extra):
+        last, following = out[-1], out[-1] + 1
+        if following >= len(index.sentences) or index.sentences[following][0] != doc:
+            break
+        gap = text[index.sentences[last][1].end : index.sentences[following][1].start]
+        if not _SAME_PARAGRAPH.fullmatch(gap):
+            break
+        out.append(following)
+    return out
 
 
 def statement_text(index: Index, rows: list[int]) -> str:

@@ -18,6 +18,7 @@ from ..search.query import Query
 from ..search.retrieval import Hit
 from ..text.terms import terms
 from .kinds import entity_coverage, matches_type, mentions, name_forms
+from .verify import Check
 
 # Logistic weights of the confidence; `assistant eval --calibrate` refits them on
 # the dev split and stores them in the index settings (Settings.calibration).
@@ -32,6 +33,15 @@ DEFAULT_WEIGHTS = {
     "entity_coverage": 2.0,
     "entity_gap": -4.0,
     "unknown_name": -2.0,
+    # Verification's signals (verify.py) count only once calibration has weighed them.
+    "asks_type": 0.0,
+    "names_entities": 0.0,
+    "kind_met": 0.0,
+    "kind_missed": 0.0,
+    "relation_coverage": 0.0,
+    "relation_delta": 0.0,
+    "relation_anywhere": 0.0,  # these two are compose.verified_anywhere's
+    "verified_anywhere": 0.0,
 }
 
 
@@ -117,10 +127,10 @@ def coverage(query_terms, focus_terms, text_terms: set[str], idf: dict[str, floa
     return found / total if total else 0.0
 
 
-def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf, statement: str
-                        ) -> dict:  # fmt: skip
+def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf, statement: str,
+                        check: Check) -> dict:  # fmt: skip
     """The signals the confidence combines, each roughly in [0, 1]; `statement` is the
-    best statement's text (compose.statement_text)."""
+    best statement's text (compose.statement_text), `check` what verify.py found in it."""
     hit, cosine = best.hit, best.cosine
     corrections = dict(query.corrections)
     passage_terms = index.chunk_terms(hit.row)
@@ -141,6 +151,16 @@ def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf, 
             query.asked.entities, " ".join(h.chunk.text for h in hits[:3]), corrections), 4),
         "entity_gap": round(entity_gap(index, query.asked, statement, corrections), 4),
         "unknown_name": unknown_name(index, query.asked, corrections),
+        # A span of the asked kind (a date for "when"), found or missing; both 0.0 when the
+        # question asks for no span, so that "nothing asked" never reads as "found".
+        "kind_met": float(check.wants_span and check.kind_span == 1.0),
+        "kind_missed": float(check.wants_span and check.kind_span == 0.0),
+        "relation_coverage": round(check.relation, 4),
+        "relation_delta": round(check.delta, 4),
+        # Whether the question asks for a typed answer and names anything: answer_type and
+        # entity_coverage read 1.0 when it does neither, and must not pass for "found".
+        "asks_type": float(query.asked.answer_type is not None or check.wants_span),
+        "names_entities": float(bool(query.asked.entities)),
     }
 
 
@@ -149,11 +169,14 @@ def confidence_from(features: dict, weights: dict) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
 
 
-def type_gate(confidence: float, features: dict, factor: float) -> float:
+def type_gate(confidence: float, features: dict, factor: float, floor: float = 0.0) -> float:
     """Scale the confidence down when the best statement is not what the question asks
-    for (no date for a "when", no name for a "who"). On the dev split this separates
-    near-miss questions from answerable ones far better than the fitted weight alone."""
-    return confidence * factor if features.get("answer_type") == 0.0 else confidence
+    for (no date for a "when", no name for a "who"; kinds.py, verify.py), or when no
+    retrieved passage comes near the question in meaning (its best cosine below `floor`,
+    Settings.relevance_floor): what a linear combination of the signals cannot draw."""
+    wrong_kind = features.get("answer_type") == 0.0 or features.get("kind_missed") == 1.0
+    off_topic = features.get("passage_cosine", 1.0) < floor
+    return confidence * factor ** (int(wrong_kind) + 2 * int(off_topic))
 
 
 def feature_matrix(feature_dicts: list[dict]) -> tuple[np.ndarray, list[str]]:

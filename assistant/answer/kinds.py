@@ -60,10 +60,10 @@ _CAPITALISED = re.compile(r"\b[A-Z][a-z]+(?:-[a-z]+)?\b")
 _OPENS = re.compile(r"(\A|\n)\s*([-*•–]|\d+[.)])?\s*\Z")
 # An organisation is not a place: "representatives from the United Nations Command".
 _ORGANISATION = r"(?!United Nations\b|[A-Z][a-z]+ (?:Command|Council|Forces|Nations|Organi[sz]ation)\b)"
-_PLACE = re.compile(r"\b(in|at|near|from|to|along|across|on|inside|within|into|outside|around)\s+(the\s+)?"
+PLACE = re.compile(r"\b(in|at|near|from|to|along|across|on|inside|within|into|outside|around)\s+(the\s+)?"
                     + _ORGANISATION + r"([A-Z][a-z]+)")
 # "the village of Kaesong", "the port city of Inchon": a place named by what it is.
-_PLACE_OF = re.compile(r"\b(village|town|city|port|capital|island|province|county|region|district)\s+of\s+([A-Z][a-z]+)")
+PLACE_OF = re.compile(r"\b(village|town|city|port|capital|island|province|county|region|district)\s+of\s+([A-Z][a-z]+)")
 def matches_type(sentence: str, answer_type: str | None, question: str = "") -> bool:
     """Whether the sentence holds something of the expected type (True when none).
 
@@ -82,7 +82,7 @@ def matches_type(sentence: str, answer_type: str | None, question: str = "") -> 
     if answer_type == "number":
         return new(_counts(sentence))
     if answer_type == "place":
-        places = [m.group(3) for m in _PLACE.finditer(sentence)] + [m.group(2) for m in _PLACE_OF.finditer(sentence)]
+        places = [m.group(3) for m in PLACE.finditer(sentence)] + [m.group(2) for m in PLACE_OF.finditer(sentence)]
         return new(p for p in places if p not in _MONTHS.split("|"))
     words = [m.group() for m in _CAPITALISED.finditer(sentence)
              if m.group() not in _FUNCTION_WORDS and not _OPENS.search(sentence[: m.start()])]

@@ -26,7 +26,7 @@ from . import batching
 from .handlers import (
     api_ask, api_ask_batch, api_cite, chat_turn, lookup, lookup_from_url, user_errors, write_export,
 )  # fmt: skip
-from .formatting import QUOTE_LABEL
+from .formatting import ANSWER_LABEL, QUOTE_LABEL
 from .server import AssistantSlot, as_slot
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ EXAMPLES = [
     "Why did the prisoner of war issue stall the talks?",
     "What did the Panmunjom Declaration say?",
 ]
-HIGHLIGHT_COLORS = {QUOTE_LABEL: "#fde047"}
+HIGHLIGHT_COLORS = {QUOTE_LABEL: "#fde047", ANSWER_LABEL: "#f97316"}
 # HighlightedText breaks words anywhere by default; passages read better whole-word.
 CSS = """
 .passage .text { word-break: normal !important; overflow-wrap: anywhere; }

@@ -17,6 +17,7 @@ from ..text.markdown import escape_markdown
 from ..text.terms import stem, terms, words
 
 QUOTE_LABEL = "quote"
+ANSWER_LABEL = "answer"  # the short answer inside the quote
 Spans = list[tuple[str, str | None]]
 
 def cite_link(citation_id: str) -> str:
@@ -24,8 +25,9 @@ def cite_link(citation_id: str) -> str:
     return "?cite=" + url_quote(citation_id, safe="")
 
 
-def highlight_quote(passage: str, quote: str) -> Spans:
-    """The passage as (text, label) spans with the quote labelled, for gr.HighlightedText.
+def highlight_quote(passage: str, quote: str, short: str | None = None) -> Spans:
+    """The passage as (text, label) spans with the quote labelled, for gr.HighlightedText,
+    and inside the quote the short answer, if any, labelled apart (ANSWER_LABEL).
 
     The passage is cleaned text and the quote is the original file's characters, so an
     exact match is tried first, then one that ignores differences in whitespace. If the
@@ -41,7 +43,12 @@ def highlight_quote(passage: str, quote: str) -> Spans:
         if match is None:
             return [(quote, QUOTE_LABEL), ("\n\n" + passage, None)]
         start, end = match.span()
-    spans = [(passage[:start], None), (passage[start:end], QUOTE_LABEL), (passage[end:], None)]
+    quoted = [(passage[start:end], QUOTE_LABEL)]
+    at = passage[start:end].find(short) if short else -1
+    if at >= 0:
+        inner = passage[start:end]
+        quoted = [(inner[:at], QUOTE_LABEL), (short, ANSWER_LABEL), (inner[at + len(short):], QUOTE_LABEL)]
+    spans = [(passage[:start], None), *quoted, (passage[end:], None)]
     return [s for s in spans if s[0]]
 
 
@@ -69,7 +76,10 @@ def format_answer_message(answer: Answer) -> str:
         for c in answer.citations
     )
     ids = {c.n: c.id for c in answer.citations}
-    text = answer_text([(escape_markdown(said, one_line=True), numbers)
+    short = ""
+    if answer.short_answer is not None:
+        short = f"**{escape_markdown(answer.short_answer.text, one_line=True)}**\n\n"
+    text = short + answer_text([(escape_markdown(said, one_line=True), numbers)
                         for said, numbers in answer_parts(answer)],
                        marker=lambda n: f"[\\[{n}\\]]({cite_link(ids[n])})")  # fmt: skip
     return (
@@ -159,7 +169,10 @@ def source_cards(answer: Answer) -> list[SourceCard]:
                 )
             )
         lines.append(why_this_passage(hit, folded_into, answer))
-        cards.append(SourceCard(c.n, c.id, header, highlight_quote(c.passage, c.quote), "  \n".join(lines)))
+        short = answer.short_answer
+        inside = short is not None and short.doc == c.doc and c.start <= short.start and short.end <= c.end
+        cards.append(SourceCard(c.n, c.id, header, highlight_quote(c.passage, c.quote, short.text if inside else None),
+                                "  \n".join(lines)))  # fmt: skip
     return cards
 
 
@@ -169,6 +182,8 @@ def export_markdown(answer: Answer) -> str:
     if answer.abstained:
         out += ["**Not in the documents.** Nothing is cited.", ""]
     else:
+        if answer.short_answer is not None:
+            out += [f"**Short answer:** {escape_markdown(answer.short_answer.text, one_line=True)}", ""]
         out += [escape_markdown(answer.answer, one_line=True), ""]
     out += [f"Confidence: {answer.confidence:.2f}", ""]
     if answer.citations:

@@ -1,0 +1,148 @@
+"""Does a statement state what the question asks? Its typed spans, its hold on the
+asked relation, and the short answer inside it.
+
+A statement answers "Where was the armistice signed?" only if it holds a place
+(the kind asked) that the question does not already name, and says something of
+the signing (the relation asked, `Asked.relation`), with the place near those
+words. Typed spans come from the entities found when the index was built
+(ingest/entities.py), with kinds.py's patterns for dates and counts as a second
+opinion. Everything here reads one statement and the question's analysis: nothing
+is a statistic of the corpus, so it means the same whatever documents are added.
+Does not choose statements or score confidence (compose.py, confidence.py do).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..search.analysis import Asked
+from ..store.index import Index
+from ..text.terms import stem, words
+from .citations import Span
+from .kinds import PLACE, PLACE_OF
+
+# The entity labels (OntoNotes, as spaCy's English pipelines use them) that answer each
+# span kind. A country answers "who" as well as a person does ("China intervened").
+SPAN_LABELS = {
+    "person": {"PERSON"},
+    "place": {"GPE", "LOC", "FAC"},
+    "date": {"DATE"},
+    "time": {"TIME"},
+    "number": {"CARDINAL", "QUANTITY", "MONEY", "PERCENT"},
+    "organisation": {"ORG", "NORP", "GPE"},
+    "agent": {"PERSON", "ORG", "NORP", "GPE"},
+}
+_YEAR_OR_DATE = re.compile(
+    r"\b(?:(?:January|February|March|April|May|June|July|August|September|October|November|"
+    r"December)(?:\s+\d{1,2})?,?\s+)?(?:1[5-9]\d\d|20\d\d)s?\b"
+)
+_COUNT = re.compile(r"(?<![\w.,])\d{1,3}(?:,\d{3})+(?![\w,])|(?<![\w.,])\d+(?:\.\d+)?(?![\w.,])")
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
+
+
+def typed_spans(index: Index, rows: list[int], documents: dict, asked: Asked) -> list[Span]:
+    """The spans of the asked kind in the statement's sentences that the question does
+    not already name, in document order; [] when the kind is not a span kind."""
+    labels = SPAN_LABELS.get(asked.kind or "")
+    if not labels:
+        return []
+    question = " ".join(words(asked.recased))
+    found: list[Span] = []
+    for row in rows:
+        doc, sentence = index.sentences[row]
+        text = documents[doc]
+        entities = index.sentence_entities[row] if row < len(index.sentence_entities) else []
+        spans = [(a, b) for a, b, label in entities if label in labels]
+        original = text[sentence.start : sentence.end]
+        if asked.kind == "date":  # years and "June 25, 1950" the entity model may miss
+            spans += [m.span() for m in _YEAR_OR_DATE.finditer(original)]
+        elif asked.kind == "number":
+            spans += [m.span() for m in _COUNT.finditer(original) if not _YEAR_OR_DATE.fullmatch(m.group())]
+        elif asked.kind == "place":  # "at Kaesong", "the village of Kaesong" (kinds.py)
+            spans += [m.span(3) for m in PLACE.finditer(original)]
+            spans += [m.span(2) for m in PLACE_OF.finditer(original)]
+        for a, b in sorted(set(spans)):
+            if not 0 <= a < b <= len(original):
+                continue
+            value = original[a:b].strip(" ,.;:")
+            said = " ".join(words(value))
+            if not said or (f" {said} " in f" {question} "):
+                continue  # the question names it already: "before the 1953 signing"
+            start = sentence.start + a + original[a:b].find(value)
+            found.append(Span(value, doc, start, start + len(value)))
+    return _outermost(found)
+
+
+def _outermost(spans: list[Span]) -> list[Span]:
+    """Spans not inside another one ("1953" inside "July 27, 1953")."""
+    return [s for s in spans if not any(o is not s and o.doc == s.doc and o.start <= s.start
+                                        and s.end <= o.end and o.end - o.start > s.end - s.start
+                                        for o in spans)]  # fmt: skip
+
+
+def relation_positions(asked: Asked, doc_text: str, start: int, end: int) -> list[int]:
+    """Where, in the document, the statement's words carry the asked relation's stems."""
+    relation = set(asked.relation)
+    return [start + m.start() for m in _WORD.finditer(doc_text[start:end])
+            if stem(m.group().lower().replace("’", "'")) in relation]  # fmt: skip
+
+
+def relation_coverage(asked: Asked, statement_terms: set[str] | frozenset[str]) -> float:
+    """Share of the asked relation's stems the statement holds (1.0 when it asks none)."""
+    if not asked.relation:
+        return 1.0
+    return sum(t in statement_terms for t in asked.relation) / len(asked.relation)
+
+
+def short_answer(index: Index, rows: list[int], documents: dict, asked: Asked) -> Span | None:
+    """The typed span nearest the words of the asked relation (the first, without them):
+    "July 27, 1953" for "When was the armistice signed?". None for other kinds."""
+    spans = typed_spans(index, rows, documents, asked)
+    if not spans:
+        return None
+    anchors: dict[str, list[int]] = {}
+    for row in rows:
+        doc, sentence = index.sentences[row]
+        anchors.setdefault(doc, []).extend(
+            relation_positions(asked, documents[doc], sentence.start, sentence.end))
+
+    def distance(span: Span) -> int:
+        near = anchors.get(span.doc) or []
+        return min((abs(p - span.start) for p in near), default=0)
+
+    return min(spans, key=lambda s: (distance(s), s.start))
+
+
+@dataclass(frozen=True)
+class Check:
+    """What verification found in one statement (the confidence reads all but `short`)."""
+
+    wants_span: bool  # the question asks for a span (a person, place, date, time, number...)
+    kind_span: float  # 1.0: it holds a span of the asked kind, or none is asked; else 0.0
+    relation: float  # relation_coverage: the relation's stems it holds
+    delta: float  # relation_delta
+    short: Span | None  # short_answer
+
+
+def check_statement(index: Index, rows: list[int], documents: dict, query) -> Check:
+    asked = query.asked
+    own = set().union(*(index.sentence_terms(r) for r in rows))
+    short = short_answer(index, rows, documents, asked)
+    wants_span = asked.kind in SPAN_LABELS
+    return Check(wants_span, float(short is not None or not wants_span), relation_coverage(asked, own),
+                 relation_delta(index, rows, query), short)  # fmt: skip
+
+
+def relation_delta(index: Index, rows: list[int], query) -> float:
+    """How much closer the statement is to the question than to the question without its
+    relation words (search/query.pooled_without; the model's own vectors): a statement that
+    only shares the question's subject ("Japan", for "the capital of Japan") gains nothing
+    from "capital"."""
+    if query.raw_vector is None or query.ablated_vector is None or not query.asked.relation:
+        return 0.0
+    vector = index.sentence_vectors[rows].mean(axis=0)
+    vector = vector / (np.linalg.norm(vector) or 1.0)
+    return float(vector @ query.raw_vector - vector @ query.ablated_vector)
