@@ -247,7 +247,7 @@ def test_calibrate_writes_what_settings_read(use_tiny_assistant, questions_file,
     out = capsys.readouterr().out
     assert "risk/coverage on dev" in out and "<- chosen" in out
     saved = json.loads(target.read_text())
-    assert set(saved) == {"weights", "threshold", "fitted_on", "dev_metrics", "adapter"}
+    assert set(saved) == {"weights", "threshold", "relevance_floor", "fitted_on", "dev_metrics", "adapter"}
     assert set(saved["weights"]) == set(DEFAULT_WEIGHTS)  # the bias and every feature
     # The query adapter sits beside it as .npy, named and checked by its checksum.
     assert saved["adapter"]["file"] == f"query_adapter-{saved['adapter']['sha256'][:12]}.npy"
@@ -365,3 +365,35 @@ def test_stale_calibration_is_reported(tiny_settings):
     old = {k: v for k, v in fitted.items() if k != "sentence_cosine"} | {"retired_signal": 1.0}
     warning = calibration_warning(tiny_settings.with_(calibration=old))
     assert "no weight for sentence_cosine" in warning and "unknown retired_signal" in warning
+
+
+def test_a_suite_reports_each_corpus_and_block_and_calibrates_on_all(use_tiny_assistant, tiny_seeds,
+                                                                     tmp_path, monkeypatch, capsys):  # fmt: skip
+    """`assistant eval --suite`: the shipped corpus and one with a document added, each
+    with its blocks; --calibrate fits on both corpora's dev questions."""
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "gamma.txt").write_text("The Geneva Conference\nThe Geneva Conference of 1954 failed to "
+                                     "unify Korea.\n", encoding="utf-8")  # fmt: skip
+    added = {"id": "g1", "question": "When did the Geneva Conference fail to unify Korea?", "answerable": True,
+             "evidence": ["The Geneva Conference of 1954 failed to unify Korea"], "answer": "1954",
+             "split": "dev", "source": "added", "kind": "date"}  # fmt: skip
+    write_jsonl(extra / "questions.jsonl", [added, {**added, "id": "g2", "split": "test"}])
+    shipped = write_jsonl(tmp_path / "questions.jsonl", [{**q, "source": "tiny"} for q in TINY_QUESTIONS])
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"corpora": [
+        {"name": "tiny", "documents": [str(tiny_seeds)], "questions": [shipped]},
+        {"name": "tiny+1", "documents": [str(tiny_seeds), str(extra)],
+         "questions": [shipped, str(extra / "questions.jsonl")]},
+    ]}), encoding="utf-8")  # fmt: skip
+    monkeypatch.setattr(command, "CALIBRATION_FILE", tmp_path / "calibration.json")
+    assert cli.main(["eval", "--suite", str(suite), "--split", "test", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [(r["corpus"], r["block"]) for r in rows] == [
+        ("tiny", "tiny"), ("tiny", "all"), ("tiny+1", "added"), ("tiny+1", "tiny"), ("tiny+1", "all")]
+    assert rows[2]["metrics"]["questions"] == 1 and rows[2]["metrics"]["citation_hit@1"] == 1.0
+    assert cli.main(["eval", "--suite", str(suite), "--calibrate", "--no-adapter"]) == 0
+    saved = json.loads((tmp_path / "calibration.json").read_text())
+    assert saved["fitted_on"].startswith("4 dev questions + 5 about another corpus")  # its 4 and g1
+    out = capsys.readouterr().out
+    assert "by question kind:" in out and "\ntiny+1  " in out

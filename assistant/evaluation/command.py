@@ -17,7 +17,9 @@ from ..errors import UsageError
 from ..loading import load_assistant, print_progress
 from .fitting import calibrate, calibration_warning, format_calibration, write_calibration
 from .questions import DEFAULT_QUESTIONS, Question, check_lengths, load_questions, select_split
+from .metrics import METRIC_LABELS, format_value, summarize_by
 from .report import write_report
+from .suite import corpus_assistant, corpus_questions, format_suite, load_suite, suite_rows
 from .runner import format_metrics, run_json, run_questions, with_settings
 
 
@@ -30,8 +32,78 @@ def in_sample_note(settings, path: Path, questions: Sequence[Question]) -> str |
             "these dev questions (README, \"Query adapter\", gives them out of fold)")
 
 
+KIND_METRICS = ("questions", "citation_hit@1", "answer_support", "short_answer_em", "short_answer_f1",
+                "abstention_precision", "abstention_recall", "false_abstention_rate")  # fmt: skip
+
+
+def format_by_kind(results) -> str:
+    """One line per question kind (the question's `kind`, else the engine's reading)."""
+    by_kind = summarize_by(results, lambda r: r.kind)
+    width = max(len(k) for k in by_kind) + 2
+    lines = [f"{'kind':<{width}}" + "".join(f"{METRIC_LABELS[m]:>22}" for m in KIND_METRICS)]
+    for kind, metrics in by_kind.items():
+        lines.append(f"{kind:<{width}}" + "".join(f"{format_value(m, metrics.get(m)):>22}"
+                                                  for m in KIND_METRICS))  # fmt: skip
+    return "\n".join(lines)
+
+
+def suite_command(args) -> int:
+    """`assistant eval --suite FILE ...`: every corpus of the suite with its question sets,
+    one row per corpus and block; with --calibrate, fitted on every corpus's dev split."""
+    corpora = load_suite(args.suite)
+    if not isinstance(args.k, int) or not 1 <= args.k <= 100:
+        raise UsageError("k must be a whole number from 1 to 100")
+    settings = load_settings()
+    asked = [(corpus, corpus_questions(corpus)) for corpus in corpora]
+    for corpus, questions in asked:
+        check_lengths(questions, settings.max_question_chars, source=corpus.name)
+    assistant = load_assistant(args, quiet=args.json)
+    progress = None if args.json else print_progress
+    if args.no_adapter:
+        assistant = with_settings(assistant, query_adapter=None)
+    work = Path(assistant.settings.index_dir) / ".suite"
+    assistants = [corpus_assistant(corpus, assistant, work, progress=progress) for corpus, _ in asked]
+    own = [i for i, a in enumerate(assistants) if a is assistant]
+    if args.calibrate:
+        if not own:
+            raise UsageError("--calibrate with --suite needs a corpus of the documents folder itself")
+        main = own[0]
+        others = [(a, select_split(q, "dev")) for i, (a, (_, q)) in enumerate(zip(assistants, asked))
+                  if i != main]  # fmt: skip
+        calibration = calibrate(assistant, select_split(asked[main][1], "dev"), k=args.k,
+                                mode=args.mode, progress=progress, adapt=not args.no_adapter,
+                                others=others)  # fmt: skip
+        write_calibration(calibration, CALIBRATION_FILE)
+        changes = dict(calibration=calibration["weights"], abstain_below=calibration["threshold"],
+                       query_adapter=calibration["query_adapter"])  # fmt: skip
+        assistants = [with_settings(a, **changes) for a in assistants]
+        if not args.json:
+            print(format_calibration(calibration))
+            print(f"wrote {CALIBRATION_FILE}\n")
+    named = []
+    for a, (corpus, questions) in zip(assistants, asked):
+        run = run_questions(a, select_split(questions, args.split), k=args.k, mode=args.mode,
+                            progress=progress)  # fmt: skip
+        named.append((corpus.name, run.results))
+    rows = suite_rows(named)
+    if args.json:
+        print(json.dumps({"split": args.split, "rows": [{"corpus": c, "block": b, "metrics": m}
+                                                         for c, b, m in rows]}, ensure_ascii=False))
+        return 0
+    print(f"{Path(args.suite).name}: split {args.split or 'all'}, k={args.k}")
+    print(format_suite(rows))
+    for name, results in named:
+        print(f"\n{name}, by question kind:")
+        print(format_by_kind(results))
+    return 0
+
+
 def eval_command(args) -> int:
     """`assistant eval FILE ...`: check the file, load, (calibrate,) run, print/report."""
+    if getattr(args, "suite", None):
+        return suite_command(args)
+    if args.file is None:
+        raise UsageError("give a question file or --suite FILE")
     all_questions = load_questions(args.file)
     settings = load_settings()
     check_lengths(all_questions, settings.max_question_chars, source=Path(args.file).name)
@@ -79,6 +151,8 @@ def eval_command(args) -> int:
     print(f"{Path(args.file).name}: {len(questions)} questions, k={args.k}, "
           f"abstain below {runs[0].threshold:.3f}")  # fmt: skip
     print(format_metrics(runs))
+    print("\nby question kind:")
+    print(format_by_kind(runs[0].results))
     if note := in_sample_note(assistant.settings, args.file, questions):
         print(f"note: {note}")
     return 0

@@ -36,11 +36,16 @@ from .questions import Question
 from .runner import run_questions, with_settings
 
 L2_GRID = (0.1, 1.0, 10.0)  # ridge penalties tried by cross-validation on dev
+# Floors tried for Settings.relevance_floor (cosines of the all-MiniLM-L6-v2 model: a
+# scale of the model, not of the corpus). 0.0: no floor.
+RELEVANCE_FLOORS = (0.0, 0.08, 0.10, 0.12, 0.15, 0.18)
 
 
 def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: str | None = None,
-              progress=None, adapt: bool = True) -> dict:  # fmt: skip
-    """Fit the confidence weights and abstention threshold on these (dev) questions.
+              progress=None, adapt: bool = True, others: Sequence[tuple] = ()) -> dict:  # fmt: skip
+    """Fit the confidence weights and abstention threshold on these (dev) questions, and
+    on those of `others`: (assistant, questions) pairs over other corpora (a suite's),
+    so that the confidence is fitted on questions about several corpora, not one.
 
     With `adapt`, first fits the query adapter (adapter.py) on the answerable
     questions' evidence; the confidence features are then collected out of fold
@@ -52,21 +57,26 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
     with at most MAX_FALSE_ABSTENTION false abstentions over out-of-fold
     confidences, then re-runs the questions under the new
     settings to measure them (those dev metrics are in-sample, hence optimistic).
+    The adapter is fitted on this corpus's questions only; another corpus's question
+    that is one of them is answered through the same fold's adapter, any other
+    through the adapter fitted on all.
     Returns the calibration record (weights, threshold, fitted_on, dev_metrics, sweep,
     query_adapter: the matrix or None).
     """
-    matrix = None
+    matrix, folds = None, [None] * ADAPTER_FOLDS
     if adapt:
         examples = _adapter_examples(assistant, questions)  # embedded once, for every fold
         matrix = fit_adapter(assistant, examples)
         if matrix is None:
             raise UsageError("--calibrate fits the query adapter on answerable dev questions whose "
                              "evidence is in the documents, and there are none (or use --no-adapter)")
-        open_results = _out_of_fold(assistant, questions, examples, k=k, mode=mode,
-                                    progress=progress)  # fmt: skip
-    else:
-        open_results = run_questions(with_settings(assistant, abstain_below=0.0, query_adapter=None),
-                                     questions, k=k, mode=mode, progress=progress).results  # fmt: skip
+        folds = [fit_adapter(assistant, examples, keep=lambda i, f=f: i % ADAPTER_FOLDS != f)
+                 for f in range(ADAPTER_FOLDS)]  # fmt: skip
+    fold_of = {q.id: i % ADAPTER_FOLDS for i, q in enumerate(questions)} if adapt else {}
+    open_results = []
+    for corpus, asked in [(assistant, questions), *others]:
+        open_results += _out_of_fold(corpus, asked, fold_of, folds, matrix, k=k, mode=mode,
+                                     progress=progress)  # fmt: skip
     assistant = with_settings(assistant, query_adapter=matrix)
     fitted = [r for r in open_results if r.features]  # no candidate sentence: always abstains
     if len({r.answerable for r in fitted}) < 2:
@@ -76,21 +86,35 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
     l2, cv_scores = choose_l2(X, labels, L2_GRID, max_false_abstention=MAX_FALSE_ABSTENTION)
     weights, bias = fit_logistic(X, labels, l2=l2)
     calibrated = {"bias": round(bias, 6), **{n: round(float(w), 6) for n, w in zip(names, weights)}}
-    held_out = iter(out_of_fold_confidences(X, labels, l2=l2))
+    held_out = list(out_of_fold_confidences(X, labels, l2=l2))
     factor = assistant.settings.type_mismatch_factor  # the engine's gate, applied alike here
-    confidences = [type_gate(float(next(held_out)), r.features, factor) if r.features else 0.0
-                   for r in open_results]  # fmt: skip
     correct = [r.answerable and r.supported for r in open_results]
-    points = sweep(confidences, [r.answerable for r in open_results], correct)
-    chosen = best_threshold(points, max_false_abstention=MAX_FALSE_ABSTENTION)
+    # The relevance floor (a gate on the best passage's cosine, which a linear fit cannot
+    # draw) is chosen with the threshold: the pair with the best F1 within the budget.
+    best = None
+    for floor in RELEVANCE_FLOORS:
+        scores = iter(held_out)
+        confidences = [type_gate(float(next(scores)), r.features, factor, floor) if r.features else 0.0
+                       for r in open_results]  # fmt: skip
+        points = sweep(confidences, [r.answerable for r in open_results], correct)
+        chosen = best_threshold(points, max_false_abstention=MAX_FALSE_ABSTENTION)
+        key = (chosen.false_abstention_rate <= MAX_FALSE_ABSTENTION + 1e-12, round(chosen.abstention_f1, 12),
+               -chosen.false_abstention_rate, -floor)  # fmt: skip
+        if best is None or key > best[0]:
+            best = (key, floor, points, chosen)
+    _, floor, points, chosen = best
     threshold = round(chosen.threshold, 6)
-    checked = run_questions(with_settings(assistant, calibration=calibrated, abstain_below=threshold),
+    checked = run_questions(with_settings(assistant, calibration=calibrated, abstain_below=threshold,
+                                          relevance_floor=floor),
                             questions, k=k, mode=mode, progress=progress)  # fmt: skip
     dev_metrics = {key: v for key, v in checked.metrics.items() if key != "by_split"}
     return {
         "weights": calibrated,
         "threshold": threshold,
-        "fitted_on": f"{len(questions)} dev questions ({len(fitted)} with features), "
+        "relevance_floor": floor,
+        "fitted_on": f"{len(questions)} dev questions"
+                     f"{''.join(f' + {len(o[1])} about another corpus' for o in others)} "
+                     f"({len(fitted)} with features), "
                      f"mode {mode or assistant.settings.mode}, k {k}, "
                      f"{'query adapter (features out of fold)' if adapt else 'no query adapter'}, "
                      f"false abstentions <= {MAX_FALSE_ABSTENTION:.1%}, "
@@ -151,17 +175,18 @@ def fit_adapter(assistant, examples: _AdapterExamples, keep=lambda position: Tru
                                        [examples.sentence_rows[j] for j in rows])  # fmt: skip
 
 
-def _out_of_fold(assistant, questions: Sequence[Question], examples: _AdapterExamples, *, k: int,
-                 mode: str | None, progress=None) -> list[QuestionResult]:  # fmt: skip
+def _out_of_fold(assistant, questions: Sequence[Question], fold_of: dict[str, int], folds: list,
+                 matrix, *, k: int, mode: str | None, progress=None) -> list[QuestionResult]:  # fmt: skip
     """Every question answered (abstention off) through an adapter fitted without it:
-    fold f holds questions f, f + 5, f + 10, ... in file order."""
+    the fold's (fold_of: question id -> fold; fold f holds questions f, f + 5, ... of
+    the file the adapter was fitted on), else `matrix`."""
+    groups: dict[int | None, list[int]] = {}
+    for i, q in enumerate(questions):
+        groups.setdefault(fold_of.get(q.id), []).append(i)
     results: dict[int, QuestionResult] = {}
-    for fold in range(ADAPTER_FOLDS):
-        held = [i for i in range(len(questions)) if i % ADAPTER_FOLDS == fold]
-        if not held:
-            continue
-        matrix = fit_adapter(assistant, examples, keep=lambda i: i % ADAPTER_FOLDS != fold)
-        run = run_questions(with_settings(assistant, abstain_below=0.0, query_adapter=matrix),
+    for fold, held in sorted(groups.items(), key=lambda item: -1 if item[0] is None else item[0]):
+        adapter = matrix if fold is None else folds[fold]
+        run = run_questions(with_settings(assistant, abstain_below=0.0, query_adapter=adapter),
                             [questions[i] for i in held], k=k, mode=mode, progress=progress)  # fmt: skip
         results.update(zip(held, run.results))
     return [results[i] for i in range(len(questions))]
@@ -194,6 +219,7 @@ def write_calibration(record: dict, path: Path) -> None:
     """The file config.load_settings() reads, and the query adapter's .npy beside it
     (named by its checksum); the sweep table is printed, not stored."""
     keep = {k: record[k] for k in ("weights", "threshold", "fitted_on", "dev_metrics")}
+    keep["relevance_floor"] = record.get("relevance_floor", 0.0)
     keep["dev_metrics"] = {k: round(v, 4) if isinstance(v, float) else v
                            for k, v in keep["dev_metrics"].items()}  # fmt: skip
     matrix = record.get("query_adapter")

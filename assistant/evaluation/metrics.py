@@ -89,6 +89,36 @@ def abstention_scores(abstained: Sequence[bool], answerable: Sequence[bool]) -> 
     }
 
 
+_ARTICLES = {"a", "an", "the"}
+SHORT_GOLD_WORDS = 6  # a gold answer of at most this many words is a short one
+
+
+def squad_tokens(text: str) -> list[str]:
+    """SQuAD's answer normalisation: lower case, no punctuation, no articles, split."""
+    text = "".join(" " if unicodedata.category(c).startswith("P") else c for c in normalize(text))
+    return [w for w in text.split() if w not in _ARTICLES]
+
+
+def exact_match(prediction: str, gold: str) -> float:
+    return float(squad_tokens(prediction) == squad_tokens(gold))
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    """SQuAD's token F1 between a predicted and a gold answer."""
+    predicted, wanted = squad_tokens(prediction), squad_tokens(gold)
+    if not predicted or not wanted:
+        return float(predicted == wanted)
+    common = sum(min(predicted.count(w), wanted.count(w)) for w in set(predicted))
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(predicted), common / len(wanted)
+    return 2 * precision * recall / (precision + recall)
+
+
+def has_short_gold(result) -> bool:
+    return result.answerable and 0 < len(squad_tokens(result.gold)) <= SHORT_GOLD_WORDS
+
+
 def percentile(values: Sequence[float], q: float) -> float | None:
     """Linear-interpolated percentile (numpy's default), None for no values."""
     return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else None
@@ -114,6 +144,11 @@ class QuestionResult:
     features: dict = field(default_factory=dict)
     citations: list[dict] = field(default_factory=list)  # Answer.to_dict()["citations"]
     retrieved: list[dict] = field(default_factory=list)  # Answer.to_dict()["retrieved"]
+    gold: str = ""  # the question's gold `answer`
+    # The answer's short answer, else its first quoted statement, else "" (abstained).
+    predicted_short: str = ""
+    kind: str | None = None  # the question's kind: its `kind` field, else the engine's reading
+    source: str = ""  # the question's block (its `source` field)
 
     @property
     def rank(self) -> int | None:
@@ -125,6 +160,7 @@ class QuestionResult:
             "split": self.split, "abstained": self.abstained,
             "confidence": round(self.confidence, 4), "answer": self.answer,
             "first_relevant_rank": self.rank, "supported": self.supported,
+            "kind": self.kind, "short_answer": self.predicted_short,
             "latency_ms": round(self.latency_ms, 1),
             "citations": self.citations, "retrieved": self.retrieved,
         }  # fmt: skip
@@ -141,6 +177,7 @@ def summarize(results: Sequence[QuestionResult]) -> dict:
     abstention there scores 0 for citation hit@1 and answer support.
     """
     answerable = [r for r in results if r.answerable]
+    short = [r for r in answerable if has_short_gold(r)]
     citations = [ok for r in answerable for ok in r.citation_relevant]
     quotes = [ok for r in results for ok in r.quote_verbatim]
     metrics = {
@@ -155,12 +192,23 @@ def summarize(results: Sequence[QuestionResult]) -> dict:
         "citation_precision": _mean([float(ok) for ok in citations]),
         "citation_hit@1": _mean([float(bool(r.citation_relevant[:1] == [True])) for r in answerable]),
         "answer_support": _mean([float(r.supported) for r in answerable]),
+        "short_answer_em": _mean([exact_match(r.predicted_short, r.gold) for r in short]),
+        "short_answer_f1": _mean([token_f1(r.predicted_short, r.gold) for r in short]),
         **abstention_scores([r.abstained for r in results], [r.answerable for r in results]),
+        "answered_unanswerable_rate": _mean([float(not r.abstained) for r in results if not r.answerable]),
         "quote_verbatim_rate": _mean([float(ok) for ok in quotes]),
         "latency_p50_ms": percentile([r.latency_ms for r in results], 50),
         "latency_p95_ms": percentile([r.latency_ms for r in results], 95),
     }
     return metrics
+
+
+def summarize_by(results: Sequence[QuestionResult], key) -> dict[str, dict]:
+    """summarize() per value of key(result) (a question kind, a block), sorted by value."""
+    groups: dict[str, list[QuestionResult]] = {}
+    for r in results:
+        groups.setdefault(str(key(r) or "none"), []).append(r)
+    return {name: summarize(group) for name, group in sorted(groups.items())}
 
 
 def summarize_by_split(results: Sequence[QuestionResult]) -> dict:
@@ -185,10 +233,13 @@ METRIC_LABELS = {
     "citation_precision": "citation precision",
     "citation_hit@1": "citation hit@1",
     "answer_support": "answer support",
+    "short_answer_em": "short answer EM",
+    "short_answer_f1": "short answer F1",
     "abstention_precision": "abstention precision",
     "abstention_recall": "abstention recall",
     "abstention_f1": "abstention F1",
     "false_abstention_rate": "false abstentions",
+    "answered_unanswerable_rate": "unanswerable answered",
     "quote_verbatim_rate": "quotes verbatim",
     "latency_p50_ms": "latency p50 (ms)",
     "latency_p95_ms": "latency p95 (ms)",

@@ -28,6 +28,8 @@ class Question:
     history: tuple[str, ...] = ()
     split: str | None = None
     line: int = 0
+    kind: str | None = None  # what the question asks for (tests/data/README.md), if given
+    source: str = ""  # the block it belongs to, if given
 
 
 def parse_question(record, *, where: str) -> Question:
@@ -66,7 +68,13 @@ def parse_question(record, *, where: str) -> Question:
         raise UsageError(f"{where}: field 'history' must be a list of strings")
     if split is not None and (not isinstance(split, str) or not split.strip()):
         raise UsageError(f"{where}: field 'split' must be a non-empty string")
-    return Question(str(qid), text, answerable, tuple(evidence), answer, tuple(history), split)
+    kind, source = record.get("kind"), record.get("source", "")
+    if kind is not None and (not isinstance(kind, str) or not kind.strip()):
+        raise UsageError(f"{where}: field 'kind' must be a non-empty string")
+    if not isinstance(source, str):
+        raise UsageError(f"{where}: field 'source' must be a string")
+    return Question(str(qid), text, answerable, tuple(evidence), answer, tuple(history), split,
+                    kind=kind, source=source)  # fmt: skip
 
 
 def parse_questions(text: str, *, source: str = "questions") -> list[Question]:

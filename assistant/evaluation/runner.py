@@ -77,7 +77,18 @@ class _Judge:
             quote_verbatim=verbatim,
             supported=not answer.abstained and contains_evidence(answer.answer, q.evidence),
             features=dict(answer.features), citations=data["citations"], retrieved=data["retrieved"],
+            gold=q.answer, predicted_short=predicted_short(answer), source=q.source,
+            kind=q.kind or (answer.query.asked.kind if answer.query is not None else None),
         )  # fmt: skip
+
+
+def predicted_short(answer) -> str:
+    """What short-answer metrics read: the short answer, else the first quote, else ""."""
+    if answer.abstained:
+        return ""
+    if answer.short_answer is not None:
+        return answer.short_answer.text
+    return answer.citations[0].quote if answer.citations else ""
 
 
 def run_questions(assistant, questions: Sequence[Question], *, k: int = 10, mode: str | None = None,
