@@ -110,3 +110,46 @@ def test_counts(questions):
     assert sum(1 for q in questions if q.get("history")) >= 6
     splits = Counter(q["split"] for q in questions)
     assert splits["dev"] > 0 and splits["test"] > 0
+
+
+# ---- the sets added for answer verification (tests/data/README.md) -------------------
+
+DATA = Path(__file__).parent / "data"
+CORPORA = {"pow": "pow_repatriation.txt", "agreements": "interkorean_agreements.txt"}
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("name", sorted(CORPORA))
+def test_each_added_document_has_its_own_block(name):
+    folder = DATA / "corpora" / name
+    text = (folder / CORPORA[name]).read_text(encoding="utf-8")
+    rows = _read_jsonl(folder / "questions.jsonl")
+    assert len({r["id"] for r in rows}) == len(rows) == 50
+    for r in rows:
+        assert {k: type(r[k]) for k in REQUIRED} == REQUIRED, r["id"]
+        assert r["split"] in SPLITS and isinstance(r.get("kind"), str)
+        assert bool(r["evidence"]) == r["answerable"], r["id"]
+        assert all(e in text for e in r["evidence"]), r["id"]
+    # split before they were run, half and half in each stratum
+    for answerable in (True, False):
+        counts = Counter(r["split"] for r in rows if r["answerable"] == answerable)
+        assert counts["dev"] == counts["test"]
+
+
+def test_the_unanswerable_set_is_unanswerable_and_split():
+    rows = _read_jsonl(DATA / "unanswerable.jsonl")
+    assert len(rows) >= 120 and len({r["id"] for r in rows}) == len(rows)
+    assert all(not r["answerable"] and r["evidence"] == [] and r["answer"] == "" for r in rows)
+    assert all(r["category"] in {"gk", "near-miss", "false-premise", "off-topic"} for r in rows)
+    assert Counter(r["split"] for r in rows) == {"dev": len(rows) // 2, "test": len(rows) // 2}
+
+
+def test_what_the_added_documents_answer_is_quoted_from_them():
+    ids = {r["id"] for f in ("questions.jsonl", "unanswerable.jsonl") for r in _read_jsonl(DATA / f)
+           if not r["answerable"]}  # fmt: skip
+    texts = {doc: (DATA / "corpora" / name / doc).read_text(encoding="utf-8") for name, doc in CORPORA.items()}
+    for r in _read_jsonl(DATA / "corpora" / "answered_by_added.jsonl"):
+        assert r["id"] in ids and r["evidence"] and all(e in texts[r["doc"]] for e in r["evidence"]), r["id"]
