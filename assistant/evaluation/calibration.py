@@ -91,12 +91,12 @@ def sweep(confidences: Sequence[float], answerable: Sequence[bool], correct: Seq
     return out
 
 
-# The evaluation issue asks for abstention F1 "with false abstentions <= 5 %": the
-# sweep maximizes F1 only among thresholds that keep to half that budget. Sets
-# written by others withhold more than dev does: with a 5 % budget (4 of dev's 90
-# answerable questions withheld out of fold), dev's block written outside the team
-# had 3 of its 32 withheld (9.4 %). Half the bound leaves that room.
-MAX_FALSE_ABSTENTION = 0.025
+# The threshold maximises abstention F1 among thresholds within this false-abstention
+# budget, over every dev question of the suite's corpora. The budget is on their union,
+# where the questions about added documents are the hardest to answer; 4 % there kept the
+# shipped corpus's dev questions within 2 % (2.0 %), while 2.5 % answered a third more of
+# its unanswerable ones (32.7 % against 20.6 %; docs/verification.md). Chosen on dev.
+MAX_FALSE_ABSTENTION = 0.04
 
 
 def best_threshold(points: Sequence[ThresholdPoint], *, max_false_abstention: float | None = None
