@@ -27,7 +27,7 @@ from .embed.sbert import SentenceTransformerEmbedder
 from .errors import CitationNotFoundError, UsageError
 from .ingest.documents import Document, decode_bytes
 from .search.aliases import NAMES, WRITTEN
-from .search.query import Query, make_query, pooled_without
+from .search.query import Query, make_query, pooled_without, relation_pieces
 from .search.retrieval import MODES, Hit, retrieve
 from .store.build import BuildStats
 from .store.index import Index
@@ -164,8 +164,11 @@ class Assistant:
         piece = getattr(getattr(self.embedder, "tokenizer", None), "id_to_token", lambda i: None)
         out = []
         for query, start, count in zip(queries, starts, per_query):
-            pooled = pooled_without(tokens[start], query.asked.relation, piece)
+            ids = tokens[start][0] if tokens[start] is not None else ()
+            groups = relation_pieces(ids, query.asked.relation, piece)
+            pooled = pooled_without(tokens[start], groups)
             out.append(replace(query, vector=vectors[start], tokens=tokens[start],
+                               relation_groups=tuple(tuple(g) for g in groups),
                                own_vector=vectors[start + 1] if count == 2 else None,
                                raw_vector=None if pooled is None else pooled[0],
                                ablated_vector=None if pooled is None else pooled[1]))

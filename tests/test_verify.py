@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from assistant import Assistant
@@ -20,6 +21,7 @@ from assistant.config import Settings
 from assistant.evaluation.metrics import exact_match, squad_tokens, token_f1
 from assistant.evaluation.suite import corpus_questions, load_suite
 from assistant.search.analysis import analyse_question
+from assistant.search.query import pooled_without, relation_pieces
 from assistant.web.formatting import ANSWER_LABEL, QUOTE_LABEL, export_markdown, format_answer_message, highlight_quote
 
 from conftest import FakeEmbedder
@@ -179,3 +181,16 @@ def test_a_suite_relabels_what_added_documents_answer(tmp_path):
     relabelled = corpus_questions(two)[0]
     assert relabelled.answerable and relabelled.evidence == ("signed at Panmunjom",)
     assert relabelled.answer == "Panmunjom"
+
+
+def test_the_relations_word_pieces_are_found_and_pooled_out():
+    pieces = {1: "where", 2: "was", 3: "the", 4: "arm", 5: "##istic", 6: "##e", 7: "sign", 8: "##ed", 9: "?"}
+    ids = list(pieces)
+    # "armistice" and "signed" are the relation; each is its word pieces' positions
+    assert relation_pieces(ids, ("armistic", "sign"), pieces.get) == [[3, 4, 5], [6, 7]]
+    assert relation_pieces(ids, (), pieces.get) == []
+    vectors = np.eye(9, dtype=np.float32)
+    whole, rest = pooled_without((ids, vectors), [[3, 4, 5], [6, 7]])
+    assert np.allclose(whole, np.ones(9) / 3.0)  # the mean of nine unit axes, unit length
+    assert np.allclose(rest, np.array([1, 1, 1, 0, 0, 0, 0, 0, 1]) / 2.0)
+    assert pooled_without((ids, vectors), []) is None

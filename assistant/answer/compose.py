@@ -123,7 +123,7 @@ def verified_anywhere(index: Index, query: Query, candidates: list[Statement], d
 def _judge(index: Index, query: Query, hits: list[Hit], statement: Statement, idf, documents,
            settings, anywhere: dict) -> Judged:  # fmt: skip
     """A candidate statement verified (verify.py) and given its confidence."""
-    check = check_statement(index, statement.rows, documents, query)
+    check = check_statement(index, statement.rows, documents, query, statement.hit.row)
     features = confidence_features(index, query, hits, statement, idf,
                                    statement_text(index, statement.rows), check)  # fmt: skip
     features.update(anywhere)

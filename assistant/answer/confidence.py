@@ -40,6 +40,7 @@ DEFAULT_WEIGHTS = {
     "kind_missed": 0.0,
     "relation_coverage": 0.0,
     "relation_delta": 0.0,
+    "relation_maxsim": 0.0,
     "relation_anywhere": 0.0,  # these two are compose.verified_anywhere's
     "verified_anywhere": 0.0,
 }
@@ -157,6 +158,7 @@ def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf, 
         "kind_missed": float(check.wants_span and check.kind_span == 0.0),
         "relation_coverage": round(check.relation, 4),
         "relation_delta": round(check.delta, 4),
+        "relation_maxsim": round(check.maxsim, 4),
         # Whether the question asks for a typed answer and names anything: answer_type and
         # entity_coverage read 1.0 when it does neither, and must not pass for "found".
         "asks_type": float(query.asked.answer_type is not None or check.wants_span),

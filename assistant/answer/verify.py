@@ -124,16 +124,37 @@ class Check:
     kind_span: float  # 1.0: it holds a span of the asked kind, or none is asked; else 0.0
     relation: float  # relation_coverage: the relation's stems it holds
     delta: float  # relation_delta
+    maxsim: float  # relation_maxsim
     short: Span | None  # short_answer
 
 
-def check_statement(index: Index, rows: list[int], documents: dict, query) -> Check:
+def check_statement(index: Index, rows: list[int], documents: dict, query, passage_row: int | None = None
+                    ) -> Check:  # fmt: skip
     asked = query.asked
     own = set().union(*(index.sentence_terms(r) for r in rows))
     short = short_answer(index, rows, documents, asked)
     wants_span = asked.kind in SPAN_LABELS
     return Check(wants_span, float(short is not None or not wants_span), relation_coverage(asked, own),
-                 relation_delta(index, rows, query), short)  # fmt: skip
+                 relation_delta(index, rows, query), relation_maxsim(index, passage_row, query),
+                 short)  # fmt: skip
+
+
+def relation_maxsim(index: Index, row: int | None, query) -> float:
+    """How well the passage holds the relation asked, word by word, in context: per
+    relation word, its pieces' best cosine to one of the passage's word pieces (the
+    late-interaction vectors), averaged over the words; 1.0 when none is asked, 0.0 when
+    the index or the question has no word-piece vectors. A paraphrase ("headed" for "led")
+    comes near; a relation the passage never speaks of ("born", "capital") does not."""
+    if not query.asked.relation or not query.relation_groups:
+        return 1.0 if not query.asked.relation else 0.0
+    if row is None or not index.has_tokens or query.tokens is None:
+        return 0.0
+    start, end = index.token_offsets[row], index.token_offsets[row + 1]
+    if end <= start:
+        return 0.0
+    vectors = index.project_tokens(np.asarray(query.tokens[1], dtype=np.float32))
+    best = (vectors @ index.token_matrix[start:end].T).max(axis=1)
+    return float(np.mean([max(best[i] for i in group) for group in query.relation_groups]))
 
 
 def relation_delta(index: Index, rows: list[int], query) -> float:

@@ -57,6 +57,8 @@ class Query:
     # is closer to the first than to the second (answer/verify.py).
     raw_vector: np.ndarray | None = field(default=None, compare=False, repr=False)
     ablated_vector: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # Per relation word, the positions of its pieces among `tokens` (relation_pieces).
+    relation_groups: tuple[tuple[int, ...], ...] = field(default=(), compare=False, repr=False)
 
 
 def is_followup(question: str) -> bool:
@@ -131,35 +133,35 @@ def make_query(
     )
 
 
-def pooled_without(tokens, relation: Sequence[str], piece) -> tuple[np.ndarray, np.ndarray] | None:
-    """(the mean of the text's word-piece vectors, the same mean without the pieces of the
-    words whose stem is in `relation`), both unit length: the question with and without
-    the relation it asks, from the one forward pass already made. None without tokens or
-    relation words. `piece` maps a word-piece id to its text ("##ed" continues a word)."""
-    if tokens is None or not relation:
-        return None
-    ids, vectors = tokens
-    if len(ids) == 0:
-        return None
-    wanted = set(relation)
-    keep, word, members = [], "", []
-
-    def close():
-        if members:
-            keep.extend([stem(word) not in wanted] * len(members))
-
+def relation_pieces(ids, relation: Sequence[str], piece) -> list[list[int]]:
+    """Per word of the text whose stem is in `relation`, the positions of its word pieces
+    (`piece` maps a word-piece id to its text; "##ed" continues a word)."""
+    wanted, groups, word, members = set(relation), [], "", []
     for i, token_id in enumerate(ids):
         text = piece(int(token_id)) or ""
-        if text.startswith("##"):
+        if text.startswith("##") and members:
             word += text[2:]
             members.append(i)
             continue
-        close()
+        if members and stem(word) in wanted:
+            groups.append(members)
         word, members = text.lower(), [i]
-    close()
-    mask = np.array(keep, dtype=bool)
-    if mask.all() or not mask.any():
+    if members and stem(word) in wanted:
+        groups.append(members)
+    return groups
+
+
+def pooled_without(tokens, groups: list[list[int]]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(the mean of the text's word-piece vectors, the same mean without the pieces in
+    `groups`), both unit length: the question with and without the relation it asks,
+    from the one forward pass already made. None without tokens or relation pieces."""
+    if tokens is None or not groups:
+        return None
+    ids, vectors = tokens
+    drop = {i for group in groups for i in group}
+    keep = np.array([i not in drop for i in range(len(ids))], dtype=bool)
+    if keep.all() or not keep.any():
         return None
     vectors = np.asarray(vectors, dtype=np.float32)
-    whole, rest = vectors.mean(axis=0), vectors[mask].mean(axis=0)
+    whole, rest = vectors.mean(axis=0), vectors[keep].mean(axis=0)
     return whole / (np.linalg.norm(whole) or 1.0), rest / (np.linalg.norm(rest) or 1.0)
