@@ -194,3 +194,16 @@ def test_the_relations_word_pieces_are_found_and_pooled_out():
     assert np.allclose(whole, np.ones(9) / 3.0)  # the mean of nine unit axes, unit length
     assert np.allclose(rest, np.array([1, 1, 1, 0, 0, 0, 0, 0, 1]) / 2.0)
     assert pooled_without((ids, vectors), []) is None
+
+
+def test_rival_statements_compete_and_no_answer_is_every_candidate_wrong(corpus):
+    """With rivals on (Settings.rivals; off by default, docs/verification.md), the best
+    statement of other passages competes with the first, and the no-answer candidate's
+    score is the chance that all of them are wrong."""
+    alone = corpus.ask("When was the armistice signed?")
+    competing = Assistant(corpus.index, list(corpus._state.documents.values()), corpus.embedder,
+                          corpus.settings.with_(rivals=3, switch_margin=0.0))  # fmt: skip
+    answer = competing.ask("When was the armistice signed?")
+    assert alone.features["no_answer"] == round(1.0 - alone.confidence, 4)
+    assert answer.confidence >= alone.confidence  # the surest candidate is quoted
+    assert answer.features["no_answer"] <= round(1.0 - answer.confidence, 4)
