@@ -121,6 +121,10 @@ def cmd_ask(args) -> int:
         print(json.dumps(answer.to_dict(), ensure_ascii=False))
         return 0
     print(answer.answer)
+    if answer.closest:
+        print("\nclosest passages, for you to check (not an answer):")
+        for c in answer.closest:
+            print(f"    {c.title} — {c.section}\n    {c.id}")
     if answer.short_answer is not None:
         print(f"short answer: {answer.short_answer.text}")
     for c in answer.citations:

@@ -66,6 +66,7 @@ class Settings:
     # Verification (answer/verify.py): statements of other passages that compete with the
     # one quoted first, and how much surer one must be to replace it.
     rivals: int = 0
+    closest_passages: int = 3  # listed with an abstention, for the reader to check
     switch_margin: float = 0.1
 
     # Abstention: answers whose confidence is below this are withheld.

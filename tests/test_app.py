@@ -118,7 +118,12 @@ def test_an_off_topic_question_abstains_and_cites_nothing(slot):
     turn = chat_turn(slot, "What is the best recipe for chocolate cake?", [], [])
     assert turn.answer.abstained and turn.cards == []
     assert "Not in the documents" in turn.chat[-1]["content"]
-    assert "?cite=" not in turn.chat[-1]["content"]
+    # Nothing is cited: no [n] marker. The only links are to the closest passages, listed
+    # after the abstention for the reader to check (issue 17).
+    content = turn.chat[-1]["content"]
+    assert "[\\[" not in content
+    before, _, listed = content.partition("closest passages, for you to check (not an answer)")
+    assert "?cite=" not in before and listed.count("?cite=") == len(turn.answer.closest) > 0
     assert "Not in the documents" in turn.export and "## Citations" not in turn.export
 
 

@@ -21,7 +21,7 @@ from assistant.cli import main
 
 from conftest import ROOT, FakeEmbedder
 
-ANSWER_KEYS = {"question", "answer", "abstained", "confidence", "short_answer", "citations", "retrieved"}
+ANSWER_KEYS = {"question", "answer", "abstained", "confidence", "short_answer", "closest", "citations", "retrieved"}
 CITATION_KEYS = {"n", "id", "doc", "title", "section", "start", "end", "quote", "passage", "score"}
 RETRIEVED_KEYS = {"id", "doc", "text", "score"}
 QUESTION = "When was the armistice signed?"

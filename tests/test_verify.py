@@ -207,3 +207,17 @@ def test_rival_statements_compete_and_no_answer_is_every_candidate_wrong(corpus)
     assert alone.features["no_answer"] == round(1.0 - alone.confidence, 4)
     assert answer.confidence >= alone.confidence  # the surest candidate is quoted
     assert answer.features["no_answer"] <= round(1.0 - answer.confidence, 4)
+
+
+def test_an_abstention_lists_the_closest_passages_to_check(corpus):
+    strict = Assistant(corpus.index, list(corpus._state.documents.values()), corpus.embedder,
+                       corpus.settings.with_(abstain_below=1.0))  # fmt: skip
+    answer = strict.ask("Where were the talks held?")
+    assert answer.abstained and answer.citations == [] and 1 <= len(answer.closest) <= 3
+    for c in answer.closest:  # each a lookup reference to a whole passage, which resolves
+        looked_up = strict.cite(c.id)
+        assert not looked_up.stale and looked_up.quote == DOC[c.start : c.end]
+    assert [c["id"] for c in answer.to_dict()["closest"]] == [c.id for c in answer.closest]
+    message = format_answer_message(answer)
+    assert "closest passages, for you to check (not an answer)" in message
+    assert message.count("](?cite=") == len(answer.closest)

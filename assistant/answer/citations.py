@@ -73,6 +73,8 @@ class Answer:
     # The shortest span of the first quoted statement that answers a question asking for
     # a person, place, date, number, organisation (answer/verify.py); None otherwise.
     short_answer: Span | None = None
+    # An abstention's nearest passages, for the reader to check (never citations).
+    closest: list[Citation] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """The JSON shape of `assistant ask --json` and the /ask API."""
@@ -82,6 +84,8 @@ class Answer:
             "abstained": self.abstained,
             "confidence": round(self.confidence, 4),
             "short_answer": None if self.short_answer is None else self.short_answer.to_dict(),
+            "closest": [{k: c.to_dict()[k] for k in ("id", "doc", "title", "section", "start", "end")}
+                        for c in self.closest],
             "citations": [c.to_dict() for c in self.citations],
             "retrieved": [
                 {"id": h.chunk.id, "doc": h.chunk.doc, "text": h.chunk.text,

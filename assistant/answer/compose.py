@@ -49,7 +49,8 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
     candidates = _score_sentences(index, query, hits[: settings.answer_passages], idf, documents,
                                   settings)  # fmt: skip
     if not candidates:
-        return Answer(query.question, NOT_IN_DOCUMENTS, True, 0.0, [], hits, {}, query)
+        return Answer(query.question, NOT_IN_DOCUMENTS, True, 0.0, [], hits, {}, query,
+                      closest=closest_passages(hits, documents, settings))  # fmt: skip
     chosen = _select(index, candidates, settings)
     # The statement quoted first competes with the best of the other passages (and the
     # first passage's runner-up): each is verified against what the question asks and
@@ -66,7 +67,8 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
     # "No answer" is a candidate too: the chance that every candidate is wrong.
     features = {**features, "no_answer": round(math.prod(1.0 - j.confidence for j in scored), 4)}
     if confidence < settings.abstain_below:
-        return Answer(query.question, NOT_IN_DOCUMENTS, True, confidence, [], hits, features, query)
+        return Answer(query.question, NOT_IN_DOCUMENTS, True, confidence, [], hits, features, query,
+                      closest=closest_passages(hits, documents, settings))  # fmt: skip
     citations: list[Citation] = []
     parts: list[tuple[str, list[int]]] = []
     if query.asked.kind in ("reason", "process") and chosen:  # the reason often runs on
@@ -94,6 +96,20 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
         parts.append((said.strip(), markers))
     return Answer(query.question, answer_text(parts), False, confidence, citations, hits, features,
                   query, parts, check.short)  # fmt: skip
+
+
+def closest_passages(hits: list[Hit], documents: dict, settings) -> list[Citation]:
+    """When the assistant abstains: the passages nearest the question, for the reader to
+    check (`Settings.closest_passages`), each as a lookup reference to the whole passage.
+    They are not an answer and carry no [n] marker (n is 0)."""
+    out = []
+    for hit in hits[: settings.closest_passages]:
+        chunk = hit.chunk
+        quote = documents[chunk.doc][chunk.start : chunk.end]
+        out.append(Citation(0, citation_id(chunk.doc, chunk.start, chunk.end, quote), chunk.doc, chunk.title,
+                            chunk.section, chunk.start, chunk.end, quote, chunk.text, round(hit.score, 4),
+                            chunk.id, chunk.start, chunk.end))  # fmt: skip
+    return out
 
 
 class Judged(NamedTuple):

@@ -66,9 +66,14 @@ class SourceCard:
 def format_answer_message(answer: Answer) -> str:
     """The assistant's chat message: the answer with [n] markers, or a clear abstention."""
     if answer.abstained:
+        closest = "".join(
+            f"\n> - [{escape_markdown(c.title, one_line=True)} — {escape_markdown(c.section, one_line=True)}]"
+            f"({cite_link(c.id)})" for c in answer.closest)  # fmt: skip
+        if closest:
+            closest = "\n>\n> The closest passages, for you to check (not an answer):" + closest
         return (
             "> **Not in the documents.** The documents don't answer that, so nothing is "
-            f"cited.\n>\n> *Confidence {answer.confidence:.2f}*"
+            f"cited.\n>\n> *Confidence {answer.confidence:.2f}*{closest}"
         )
     sources = "  \n".join(
         f"[\\[{c.n}\\]]({cite_link(c.id)}) {escape_markdown(c.title, one_line=True)} — "
@@ -181,6 +186,10 @@ def export_markdown(answer: Answer) -> str:
     out = [f"# {escape_markdown(answer.question, one_line=True)}", ""]
     if answer.abstained:
         out += ["**Not in the documents.** Nothing is cited.", ""]
+        if answer.closest:
+            out += ["The closest passages, for you to check (not an answer):", ""]
+            out += [f"- {escape_markdown(c.title, one_line=True)} — {escape_markdown(c.section, one_line=True)}: "
+                    f"`{c.id}`" for c in answer.closest] + [""]  # fmt: skip
     else:
         if answer.short_answer is not None:
             out += [f"**Short answer:** {escape_markdown(answer.short_answer.text, one_line=True)}", ""]
