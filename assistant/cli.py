@@ -67,11 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", parents=[common], help="serve the web UI")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--port", type=port_number, default=7860)
     serve.add_argument("--max-batch", type=positive_int, default=None, metavar="N",
                        help="/ask requests answered together, one encode call (default 16; "
                             "1: one at a time)")  # fmt: skip
     return parser
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 1-65535 (a usage error otherwise, before anything is loaded)."""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
+    return int(text)
 
 
 def positive_int(text: str) -> int:

@@ -223,3 +223,19 @@ def test_usage_errors_are_one_line(argv, message, capsys):
     err = capsys.readouterr().err
     assert info.value.code == cli.EXIT_USAGE
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1", "http"])
+def test_serve_refuses_a_port_out_of_range_as_a_usage_error(port, capsys):
+    """Issue 18, item 5: `serve --port 99999` was an internal error (OverflowError), exit 1."""
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser_for_test().parse_args(["serve", "--port", port])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "expected a port from 1 to 65535" in err
+
+
+def build_parser_for_test():
+    from assistant.cli import build_parser
+
+    return build_parser()

@@ -402,3 +402,36 @@ def test_an_index_path_under_a_file_is_a_one_line_error_with_exit_2(tiny_seeds, 
     out, err = capsys.readouterr()
     assert (code, out) == (2, "")
     assert err == f"error: index path {index} cannot be used: Not a directory\n"
+
+
+def test_a_read_only_index_folder_with_changed_documents_is_kept_in_memory(tiny_seeds, tmp_path,
+                                                                          monkeypatch):  # fmt: skip
+    """Issue 18, item 7: the lock file cannot be opened and nothing can be written (a
+    read-only folder; simulated, since root writes anywhere): the updated index is built
+    in memory with one warning, and answers from the changed document."""
+    index = tmp_path / "index"
+    Assistant.load(tiny_seeds, index, settings=Settings(), embedder=FakeEmbedder())
+    (tiny_seeds / "alpha.txt").write_text("The Signing\nThe armistice was signed in a tent on July 27, 1953.\n",
+                                          encoding="utf-8")  # fmt: skip
+    real_open = open
+
+    def read_only_open(path, mode="r", *args, **kwargs):
+        if "w" in mode and str(path).startswith(str(index)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, mode, *args, **kwargs)
+
+    def read_only_save(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(index_module, "open", read_only_open, raising=False)
+    monkeypatch.setattr("assistant.store.sync.save_index", read_only_save)
+    live = Assistant.load(tiny_seeds, index, settings=Settings(abstain_below=0.0), embedder=FakeEmbedder())
+    assert [w for w in live.warnings if w.startswith("index kept in memory only")]
+    assert "tent" in live.ask("When was the armistice signed?").citations[0].quote
+
+
+def test_a_path_under_a_file_is_still_a_one_line_index_error(tiny_seeds, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(IndexLoadError, match="cannot be used"):
+        Assistant.load(tiny_seeds, blocker / "index", settings=Settings(), embedder=FakeEmbedder())

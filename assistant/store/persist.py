@@ -20,6 +20,7 @@ Does not decide what to rebuild (pipeline.py does) and does not rank anything.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -40,12 +41,17 @@ from .index import _VERSION_NAME, FORMAT_VERSION, Index
 def build_lock(index_dir: Path):
     """One builder at a time per index folder (advisory lock, freed on crash).
 
-    Raises IndexLoadError when the folder cannot be made or the lock file opened.
+    Raises IndexLoadError when the folder cannot be made or the lock file opened, except
+    for a folder that exists but cannot be written (read-only): nothing can be saved there
+    and no other builder can write either, so the build goes on unlocked, in memory.
     """
     try:
         index_dir.mkdir(parents=True, exist_ok=True)
         handle = open(index_dir / ".lock", "w")
-    except OSError as exc:  # e.g. a path under a file: /dev/null/index
+    except (PermissionError, OSError) as exc:  # e.g. a path under a file: /dev/null/index
+        if index_dir.is_dir() and (isinstance(exc, PermissionError) or exc.errno == errno.EROFS):
+            yield
+            return
         raise IndexLoadError(f"index path {index_dir} cannot be used: {exc.strerror}") from None
     with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

@@ -152,8 +152,8 @@ def make_server(app, host: str, port: int):
 
     try:
         sock = socket.create_server((host, port), reuse_port=False)
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    except (OSError, OverflowError) as exc:  # OverflowError: a port past 65535
+        raise UsageError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
     # Accepted connections inherit this. uvicorn sets it only on sockets it opens itself;
     # without it, Nagle's algorithm and the client's delayed ACK held every /ask reply
     # ~40 ms (round trip 58 ms -> ~17 ms; benchmarks/run.py).
