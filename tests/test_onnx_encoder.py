@@ -13,7 +13,8 @@ from conftest import ROOT
 from assistant.embed.base import bundled_model_dir
 
 from assistant.embed.sbert import SentenceTransformerEmbedder
-from assistant.embed.onnx_encoder import UnsupportedModelError, mean_pool, onnx_path, read_pipeline
+from assistant.embed.onnx_encoder import (UnsupportedModelError, checksum_path, export_is_intact, mean_pool,
+                                          onnx_path, read_pipeline)
 
 TEXTS = {
     "question": "When was the armistice signed?",
@@ -116,15 +117,52 @@ def test_a_padded_batch_gives_each_text_its_own_vector(embedder):
 
 
 @pytest.mark.slow
-def test_a_broken_export_falls_back_to_sentence_transformers(embedder, tmp_path, caplog):
-    path = onnx_path(tmp_path, embedder.name)
-    path.parent.mkdir(parents=True)
-    path.write_bytes(b"not an onnx file")
+def test_an_export_that_cannot_be_made_falls_back_to_sentence_transformers(embedder, tmp_path, caplog,
+                                                                          monkeypatch):  # fmt: skip
+    import assistant.embed.onnx_encoder as onnx_module
+
+    def cannot_export(*args, **kwargs):
+        raise RuntimeError("exported model disagrees with torch")
+
+    monkeypatch.setattr(onnx_module, "export_onnx", cannot_export)
     fallback = SentenceTransformerEmbedder(embedder.model_dir, query_cache_dir=tmp_path)
     fallback._model = embedder._load()  # share the loaded weights: no second load
     vector = fallback.encode_queries([TEXTS["question"]])
     assert fallback._query_encoder is None and "ONNX" in caplog.text
     assert float(vector[0] @ embedder.encode([TEXTS["question"]])[0]) > 0.9999
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["start", "middle", "end"])
+def test_a_flipped_byte_in_the_export_is_detected(embedder, tmp_path, where):
+    """Issue 18, item 1: a byte changed anywhere in model.onnx (a changed weight loads
+    fine and silently changes answers) no longer matches the checksum written with it."""
+    exported = onnx_path(embedder.query_cache_dir, embedder.name)
+    copy = tmp_path / "model.onnx"
+    copy.write_bytes(exported.read_bytes())
+    checksum_path(copy).write_bytes(checksum_path(exported).read_bytes())
+    assert export_is_intact(copy)
+    data = bytearray(copy.read_bytes())
+    at = {"start": 0, "middle": len(data) // 2, "end": len(data) - 1}[where]
+    data[at] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    assert not export_is_intact(copy)
+    checksum_path(copy).unlink()
+    assert not export_is_intact(copy)  # no checksum: not trusted either
+
+
+@pytest.mark.slow
+def test_a_damaged_export_is_exported_again_with_one_warning(embedder, tmp_path, caplog):
+    path = onnx_path(tmp_path, embedder.name)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(onnx_path(embedder.query_cache_dir, embedder.name).read_bytes()[:-4096] + b"\0" * 4096)
+    checksum_path(path).write_bytes(checksum_path(onnx_path(embedder.query_cache_dir, embedder.name)).read_bytes())
+    fresh = SentenceTransformerEmbedder(embedder.model_dir, query_cache_dir=tmp_path)
+    fresh._model = embedder._load()  # share the loaded weights: no second load
+    vector = fresh.encode_queries([TEXTS["question"]])
+    assert fresh._query_encoder is not None and export_is_intact(path)
+    assert [r.message for r in caplog.records if "damaged" in r.getMessage()]
+    assert float(vector[0] @ embedder.encode_queries([TEXTS["question"]])[0]) > 0.9999
 
 
 @pytest.mark.slow

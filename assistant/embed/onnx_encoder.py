@@ -6,7 +6,8 @@ loaded anyway (an index build) and cached as `<cache_dir>/<fingerprint>/model.on
 after that a question costs one tokenizer call and one onnxruntime run. Mean
 pooling over real tokens and L2 normalisation are done here in numpy, exactly as
 the model folder's modules.json and 1_Pooling/config.json prescribe, and an export
-is checked against the torch model before it is kept.
+is checked against the torch model before it is kept, and its sha256 is kept beside it
+and checked whenever it is opened (a damaged export is exported again).
 
 Does not embed documents for the index (sentence-transformers does that), never
 quantizes (per-channel dynamic int8 took a question from 3.1 to 1.5 ms but moved
@@ -18,6 +19,7 @@ UnsupportedModelError so the caller keeps sentence-transformers).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -54,6 +56,39 @@ def _remove_older_exports(target: Path) -> None:
     for folder in target.parent.parent.glob(f"{stem}-onnx*"):
         if folder != target.parent and folder.name[len(stem) + 5:].isdigit():
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def checksum_path(target: Path) -> Path:
+    """Where the export's sha256 is kept: beside it, written when it was exported."""
+    return Path(target).with_name(Path(target).name + ".sha256")
+
+
+def export_is_intact(target: Path) -> bool:
+    """Whether the export is the file that was exported: its sha256 is the one recorded.
+    A missing checksum (an export from before checksums, or a crash) counts as damaged."""
+    try:
+        return _sha256(target) == checksum_path(target).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def discard_export(target: Path) -> None:
+    for path in (Path(target), checksum_path(target)):
+        path.unlink(missing_ok=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    partial = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    partial.write_bytes(data)
+    os.replace(partial, path)
 
 
 def read_pipeline(model_dir: Path) -> bool:
@@ -214,6 +249,9 @@ def export_onnx(model_dir: Path, target: Path, *, model=None) -> Path:
         cosine = np.sum(encoder.encode(_CHECK_TEXTS) * expected, axis=1)
         if not np.all(cosine > 0.9999):
             raise RuntimeError(f"exported model disagrees with torch (cosine {cosine.min():.5f})")
+        # The checksum is written first: a crash between the two leaves a file whose
+        # checksum does not match, which is exported again, never trusted.
+        _write_atomically(checksum_path(target), _sha256(tmp).encode())
         os.replace(tmp, target)
         _remove_older_exports(target)
     finally:

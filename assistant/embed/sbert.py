@@ -153,9 +153,15 @@ class SentenceTransformerEmbedder:
         with self._query_lock:
             if self._query_encoder is None and not self._query_encoder_failed:
                 try:
+                    from .onnx_encoder import discard_export, export_is_intact
+
+                    if path.exists() and not export_is_intact(path):
+                        log.warning("the question encoder %s is damaged or was never checked (checksum); exporting it again", path)
+                        discard_export(path)
                     if not path.exists():  # e.g. an index built before exports existed
                         with self._lock:
                             self._load()
+                            self._export_query_encoder()  # the model may be loaded already
                     from .onnx_encoder import OnnxQueryEncoder
 
                     self._query_encoder = OnnxQueryEncoder(self.model_dir, path)
