@@ -208,6 +208,11 @@ class Assistant:
         current = end <= len(doc.text) and start < end and (
             match["hash"] is None or citation_id(doc_path, start, end, quote) == match[0].strip()
         )
+        # Judged against the file as it is now, too: an edit the index has not caught up
+        # with yet makes the cited span stale at once unless it still reads the same.
+        live = _live_text(Path(self.settings.seeds_dir) / doc_path)
+        if current and live is not None and live != doc.text:
+            current = live[start:end] == quote
         chunks = [c for c in state.index.chunks if c.doc == doc_path]
         if current:
             chunk = _containing_chunk(chunks, start, end)
@@ -254,6 +259,15 @@ def _make_state(index: Index, documents: Sequence[Document]) -> _State:
     index.proper_names  # computed here, not by the first question (0.3 s at 10k chunks)
     return _State(index, {d.path: d for d in documents}, tuple(surface),
                   {d.path: d.text for d in documents})  # fmt: skip
+
+
+def _live_text(path: Path) -> str | None:
+    """The document file's text now (decoded as the index decodes it); None if unreadable."""
+    try:
+        decoded = decode_bytes(path.read_bytes())
+    except OSError:
+        return None
+    return decoded[0] if decoded else None
 
 
 def _containing_chunk(chunks, start: int, end: int):

@@ -7,6 +7,7 @@ Does not lay out the page (app.py) or answer anything itself.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +17,9 @@ from ..config import load_settings
 from ..loading import load_assistant
 from ..pipeline import Assistant
 from .app import CSS, MAX_BATCH, build_app
-from .server import AssistantSlot, RequestSizeLimit, as_slot, make_server, protected_paths, readiness
+from .server import (
+    AssistantSlot, RequestSizeLimit, as_slot, make_server, protected_paths, readiness, watch_documents,
+)  # fmt: skip
 
 # Request bodies past this are refused (413) before Gradio parses and keeps them: a
 # question is at most 1,000 characters; the page also sends its chat (~1 KB a turn).
@@ -66,11 +69,15 @@ def serve(args) -> int:
     def load() -> Assistant:
         return load_assistant(args)
 
+    stop_watching = threading.Event()
+
     def loaded(done: AssistantSlot) -> None:
         if done.error is not None:
             server.should_exit = True  # nothing to serve: stop, serve() reports it
         else:
             print(f"ready: http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
+            watch_documents(done, stop=stop_watching,
+                            on_refresh=lambda line: print(line, file=sys.stderr, flush=True))
 
     print(f"listening on http://{args.host}:{args.port}/ (loading the model and index...)",
           file=sys.stderr, flush=True)  # fmt: skip
@@ -80,6 +87,8 @@ def serve(args) -> int:
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after shutting down cleanly
         print("stopped", file=sys.stderr)
         return 0
+    finally:
+        stop_watching.set()
     if slot.error is not None:
         print(f"error: {slot.error}", file=sys.stderr)
         return 2

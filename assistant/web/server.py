@@ -76,6 +76,42 @@ class AssistantSlot:
         return thread
 
 
+def watch_documents(slot: AssistantSlot, *, stop: threading.Event, debounce_ms: int = 500,
+                    on_refresh: Callable[[str], None] | None = None) -> threading.Thread:  # fmt: skip
+    """Watch the documents folder (watchfiles: the OS's change notifications) and, after
+    each burst of changes, bring the index up to date in this background thread; the new
+    index is swapped in whole (Assistant.refresh), so questions in flight finish on the
+    one they started with, and /readyz reports the new version. Stops when `stop` is set.
+    `on_refresh` is told, in one line, what each update did."""
+
+    def run() -> None:
+        import watchfiles
+
+        folder = Path(slot.settings.seeds_dir)
+        for _changes in watchfiles.watch(folder, stop_event=stop, debounce=debounce_ms, rust_timeout=500,
+                                         yield_on_timeout=False, raise_interrupt=False):  # fmt: skip
+            if not slot.ready:
+                continue
+            try:
+                stats = slot.get().refresh()
+            except AssistantError as exc:
+                message = f"documents changed; the index was not updated: {exc}"
+            except Exception as exc:  # noqa: BLE001 - the server keeps serving the old index
+                log.exception("updating the index after a document change failed")
+                message = f"documents changed; the index was not updated (internal error: {type(exc).__name__})"
+            else:
+                message = ("documents changed; nothing to update" if stats is None else
+                           f"documents changed; index updated: {stats.chunks} chunks "
+                           f"({stats.embedded} embedded) in {stats.seconds:.1f} s")  # fmt: skip
+            log.info(message)
+            if on_refresh is not None:
+                on_refresh(message)
+
+    thread = threading.Thread(target=run, name="watch-documents", daemon=True)
+    thread.start()
+    return thread
+
+
 def as_slot(source: Assistant | AssistantSlot | Callable[[], Assistant]) -> AssistantSlot:
     if isinstance(source, AssistantSlot):
         return source
