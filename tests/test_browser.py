@@ -31,12 +31,17 @@ PAYLOADS = {
     "What hostile glyph was painted on the armistice map?": "<img src=x onerror=alert(1)>",
     "What did the scribe write beside the treaty line?": "<script>alert(2)</script>",
     "What note was near the border markers?": "[x](javascript:alert(3))",
+    # bare addresses a Markdown renderer would make links of (issue 18, item 3)
+    "Which address was stamped on the ceasefire leaflet?": "www.example.test",
+    "Which link was printed on the truce poster?": "https://example.test/phish",
 }
 HOSTILE_DOC = (
     "Hostile Notes\n\nMarkers\n"
     "The hostile glyph <img src=x onerror=alert(1)> was painted on the armistice map.\n"
     "The scribe wrote <script>alert(2)</script> beside the treaty line on the map.\n"
     "A note read [x](javascript:alert(3)) near the border markers of the map.\n"
+    "The address www.example.test was stamped on the ceasefire leaflet.\n"
+    "The link https://example.test/phish was printed on the truce poster.\n"
 )
 
 
@@ -52,8 +57,9 @@ def browser():
 def page(browser):
     context = browser.new_context(viewport={"width": 1400, "height": 1050})
     page = context.new_page()
-    page.dialogs = []
+    page.dialogs, page.console_errors = [], []
     page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
     yield page
     context.close()
 
@@ -111,6 +117,9 @@ def test_ask_read_the_cited_answer_and_open_its_citation(page, real_server_url, 
     expect(linked.locator("#lookup-passage .highlighted")).to_be_visible(timeout=20_000)
     assert highlighted(linked.locator("#lookup-passage")) == " ".join(first.quote.split())
     assert page.dialogs == []
+    # The page works under the server's Content-Security-Policy (issue 18, item 6): it
+    # answered above, and the browser reported no violation.
+    assert not [e for e in page.console_errors if "Content Security Policy" in e]
 
 
 def test_hostile_document_text_is_shown_literally_and_never_runs(page, hostile):
@@ -120,6 +129,7 @@ def test_hostile_document_text_is_shown_literally_and_never_runs(page, hostile):
         ask(page, question)
         expect(page.locator("#chat .message-row").last).to_contain_text(payload)
         expect(page.locator("#sources")).to_contain_text(payload)
+    assert page.locator("a[href*='example.test']").count() == 0  # no bare address became a link
     ask(page, "Was <img src=x onerror=alert(5)> on the armistice map?")  # the user's own text
     expect(page.locator("#chat")).to_contain_text("<img src=x onerror=alert(5)>")
     page.click("#open-1")

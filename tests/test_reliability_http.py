@@ -518,3 +518,19 @@ def test_healthz_is_200_at_once_and_readyz_503_until_the_assistant_is_loaded(ser
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     assert ready.json()["chunks"] == len(served.assistant.index.chunks)
     assert http_get(served.url, "/healthz").status_code == 200
+
+
+def test_every_response_carries_the_security_headers(served):
+    """Issue 18, item 6: the page, the API, health routes, a refusal and a 404 alike."""
+    base = served.url.rstrip("/")
+    responses = [httpx.get(base + "/", timeout=10), httpx.get(base + "/readyz", timeout=10),
+                 httpx.get(base + "/healthz", timeout=10), httpx.get(base + "/no-such-page", timeout=10),
+                 httpx.post(base + "/gradio_api/call/ask", content=b"x" * 300_000,
+                            headers={"Content-Type": "application/json"}, timeout=10)]  # fmt: skip
+    assert [r.status_code for r in responses][-1] == 413
+    for response in responses:
+        csp = response.headers.get("content-security-policy", "")
+        assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp, response.url
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"

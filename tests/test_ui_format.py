@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 import re
 
 from markdown_it import MarkdownIt
 
 from assistant.answer.citations import NOT_IN_DOCUMENTS, Answer, Citation, answer_text
-from assistant.web.formatting import answer_parts, cite_link, format_answer_message, source_cards
+from assistant.web.formatting import answer_parts, cite_link, escape_markdown, format_answer_message, source_cards
 
 
 def citation(n: int, quote: str, doc: str = "a.txt") -> Citation:
@@ -60,3 +62,18 @@ def test_an_abstention_links_nothing():
     a = Answer("Q?", NOT_IN_DOCUMENTS, True, 0.1, [], [])
     assert answer_parts(a) == [(NOT_IN_DOCUMENTS, [])]
     assert links(format_answer_message(a)) == []
+
+
+@pytest.mark.parametrize(
+    "text, escaped",
+    [
+        ("see www.example.test today", "see www\\.example.test today"),
+        ("at https://example.test/phish now", "at https\\://example.test/phish now"),
+        ("ftp://x.test and HTTP://Y.test", "ftp\\://x.test and HTTP\\://Y.test"),
+        ("mail a.b@example.test", "mail a.b\\@example.test"),
+        ("a ratio of 3:1 at 10.30", "a ratio of 3:1 at 10.30"),  # nothing that links: unchanged
+    ],
+)
+def test_bare_addresses_are_not_left_for_a_renderer_to_link(text, escaped):
+    """Issue 18, item 3: GFM renderers (the chat's) link bare URLs, www. and e-mails."""
+    assert escape_markdown(text, one_line=True) == escaped

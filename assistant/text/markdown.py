@@ -13,6 +13,9 @@ _INLINE = re.compile(r"([\\`*_\[\]{}|~$])")
 # Escaped only where a line starts: headings, quotes, lists, setext underlines.
 _BLOCK_MARK = re.compile(r"^([#>+=-])", re.MULTILINE)
 _ORDERED = re.compile(r"^(\d+)([.)])", re.MULTILINE)
+# What GFM renderers turn into links unasked ("autolinks"): a scheme's "://", a "www.",
+# an e-mail's "@". One backslash breaks each, and the text still reads the same.
+_AUTOLINK = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*)(://)|(\bwww)(\.)|(?<=[\w.+-])(@)(?=[\w-])")
 
 
 def escape_markdown(text: str, *, one_line: bool = False) -> str:
@@ -23,9 +26,18 @@ def escape_markdown(text: str, *, one_line: bool = False) -> str:
     """
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _INLINE.sub(r"\\\1", text)
+    text = _AUTOLINK.sub(_break_autolink, text)
     if one_line:
         text = " ".join(text.split())
     else:
         text = "\n".join(line.strip() for line in text.splitlines())
     text = _BLOCK_MARK.sub(r"\\\1", text)
     return _ORDERED.sub(r"\1\\\2", text)
+
+
+def _break_autolink(match: re.Match) -> str:
+    if match.group(2):
+        return match.group(1) + "\\://"
+    if match.group(4):
+        return match.group(3) + "\\."
+    return "\\@"

@@ -18,7 +18,8 @@ from ..loading import load_assistant
 from ..pipeline import Assistant
 from .app import CSS, MAX_BATCH, build_app
 from .server import (
-    AssistantSlot, RequestSizeLimit, as_slot, make_server, protected_paths, readiness, watch_documents,
+    AssistantSlot, RequestSizeLimit, SecurityHeaders, as_slot, make_server, protected_paths, readiness,
+    watch_documents,
 )  # fmt: skip
 
 # Request bodies past this are refused (413) before Gradio parses and keeps them: a
@@ -35,6 +36,7 @@ def create_server_app(source: Assistant | AssistantSlot, *, blocked: Sequence[st
     slot = as_slot(source)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(RequestSizeLimit, max_bytes=MAX_REQUEST_BYTES)
+    app.add_middleware(SecurityHeaders)  # outermost: refusals get the headers too
 
     @app.get("/healthz")
     def healthz() -> dict:
