@@ -176,3 +176,22 @@ def test_batched_answers_are_the_json_of_the_cli(urls, assistant, real_assistant
     assert cli.returncode == 0, cli.stderr
     assert results[1] == ("complete", [json.loads(cli.stdout)])
 
+
+
+@pytest.mark.parametrize("which", ["batched", "unbatched"])
+def test_the_direct_run_route_answers_one_request_or_a_one_line_error(urls, assistant, real_assistant, which):
+    """Issue 18, item 5: POST /gradio_api/run/ask was a 500 with "error": null for every
+    request when /ask is batched (and for any error either way)."""
+    url = urls[0] if which == "batched" else urls[1]
+    question = "When was the armistice signed?"
+    expected = real_assistant.ask(question).to_dict()
+    for data in ([question], [question, [], None, None], [question, [], 10, "hybrid"]):
+        response = httpx.post(url + "gradio_api/run/ask", json={"data": data}, timeout=30)
+        assert response.status_code == 200 and response.json() == {"data": [expected]}
+    for data, status, message in [([""], 400, "the question is empty"),
+                                  ([question, "not a list"], 400, "history must be a list"),
+                                  ([question, [], 0], 400, "k must be a whole number"),
+                                  ("nope", 400, "send {\"data\": [question")]:  # fmt: skip
+        response = httpx.post(url + "gradio_api/run/ask", json={"data": data}, timeout=30)
+        assert response.status_code == status and message in response.json()["error"]
+        assert "\n" not in response.json()["error"]

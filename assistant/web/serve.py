@@ -6,25 +6,30 @@ Does not lay out the page (app.py) or answer anything itself.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import gradio as gr
+from fastapi import Request  # module level: FastAPI reads the route's annotation by name
 
 from ..config import load_settings
+from ..errors import AssistantError
 from ..loading import load_assistant
 from ..pipeline import Assistant
 from .app import CSS, MAX_BATCH, build_app
+from .handlers import GENERIC_ERROR, api_ask, error_message
 from .server import (
-    AssistantSlot, RequestSizeLimit, SecurityHeaders, as_slot, make_server, protected_paths, readiness,
-    watch_documents,
+    AssistantSlot, NotReadyError, RequestSizeLimit, SecurityHeaders, as_slot, make_server, protected_paths,
+    readiness, watch_documents,
 )  # fmt: skip
 
 # Request bodies past this are refused (413) before Gradio parses and keeps them: a
 # question is at most 1,000 characters; the page also sends its chat (~1 KB a turn).
 MAX_REQUEST_BYTES = 256 * 1024
+log = logging.getLogger(__name__)
 
 
 def create_server_app(source: Assistant | AssistantSlot, *, blocked: Sequence[str] = (),
@@ -32,6 +37,7 @@ def create_server_app(source: Assistant | AssistantSlot, *, blocked: Sequence[st
     """FastAPI with /healthz, /readyz and the Gradio page mounted at /."""
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
 
     slot = as_slot(source)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -46,6 +52,32 @@ def create_server_app(source: Assistant | AssistantSlot, *, blocked: Sequence[st
     def readyz() -> JSONResponse:
         status, body = readiness(slot)
         return JSONResponse(body, status_code=status)
+
+    @app.post("/gradio_api/run/ask")
+    async def run_ask(request: Request) -> JSONResponse:
+        """Gradio's direct (queue-less) route for /ask, answered here: Gradio 6 passes a
+        batched endpoint's inputs to it mis-shaped (every call a 500 with no message), and
+        any error there is a 500 with "error": null. One request, one answer or a one-line
+        error (400; 503 while loading), with trailing inputs defaulted as on the queue."""
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list) or not 1 <= len(data) <= 4:
+            return JSONResponse({"error": 'send {"data": [question, history, k, mode]} (history, k, mode '
+                                          "may be left out)"}, status_code=400)  # fmt: skip
+        question, history, k, mode = [*data, None, None, None][:4]
+        try:
+            answer = await run_in_threadpool(api_ask, slot, question, history, k, mode)
+            return JSONResponse({"data": [answer]})
+        except NotReadyError as exc:
+            return JSONResponse({"error": error_message(exc)}, status_code=503)
+        except AssistantError as exc:
+            return JSONResponse({"error": error_message(exc)}, status_code=400)
+        except Exception:  # noqa: BLE001 - logged; the client gets the generic line
+            log.exception("POST /gradio_api/run/ask failed")
+            return JSONResponse({"error": GENERIC_ERROR}, status_code=500)
 
     blocked = list(blocked) or protected_paths(slot.settings)
     demo = build_app(slot, max_batch=max_batch)
