@@ -35,6 +35,7 @@ MAX_SOURCES = 6  # source slots beside the chat; more citations are in the expor
 # Waiting requests beyond this are told the server is busy. Room for 50 clients at once
 # (an answer takes ~10-50 ms, so a full queue drains in about a second).
 QUEUE_MAX = 64
+SESSION_CAPACITY = 64  # sessions whose server-side state is kept (see build_app)
 CONCURRENCY = 2  # questions (or /ask batches) answered at once (a 2-core machine)
 # /ask requests waiting together are answered as one batch of up to this many
 # (1: one at a time). A batch shares one encode call and Gradio's per-call work.
@@ -217,6 +218,10 @@ def build_app(source: Assistant | AssistantSlot | Callable[[], Assistant], *,
             gr.api(ask, api_name="ask")
         gr.api(cite, api_name="cite")
     demo.queue(max_size=QUEUE_MAX, default_concurrency_limit=CONCURRENCY)
+    # Gradio keeps a state (a copy of the page's config, the last inputs) for every
+    # session, and every API call is a new one: 10,000 by default, ~0.1-0.4 MB each. The
+    # page's own state is its chat; the oldest sessions beyond this are dropped.
+    demo.state_session_capacity = SESSION_CAPACITY
     if batched:
         batching.answer_each_request_apart(demo, "ask")
     return demo
