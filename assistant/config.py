@@ -103,13 +103,30 @@ class Settings:
 CALIBRATION_FILE = Path(__file__).parent / "calibration.json"
 
 
+def calibration_checksum(record: dict) -> str:
+    """The sha256 a calibration file records of its own content (every key but itself)."""
+    import hashlib
+    import json
+
+    body = {k: v for k, v in record.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+class _Damaged(Exception):
+    """A calibration file or its adapter that is not what was written."""
+
+
 def load_settings(calibration_file: Path | None = CALIBRATION_FILE, **overrides) -> Settings:
     """Settings with the calibrated confidence weights and threshold, and the query
     adapter the file names (beside it), if a file exists.
 
-    `assistant eval --calibrate` writes them; overrides win over them.
+    `assistant eval --calibrate` writes them; overrides win over them. A file whose
+    content no longer matches the checksum it records (a changed weight would change
+    answers silently), or whose adapter does not match its own, is set aside with one
+    warning: the engine's uncalibrated defaults answer until it is restored or refitted.
     """
     import json
+    import logging
 
     from . import matrix_file
     from .errors import SettingsError
@@ -118,6 +135,8 @@ def load_settings(calibration_file: Path | None = CALIBRATION_FILE, **overrides)
     if calibration_file is not None and Path(calibration_file).exists():
         try:
             data = json.loads(Path(calibration_file).read_text(encoding="utf-8"))
+            if "sha256" in data and data["sha256"] != calibration_checksum(data):
+                raise _Damaged(f"{calibration_file} does not match its checksum")
             values = {"calibration": dict(data.get("weights", {})),
                       "abstain_below": float(data["threshold"]),
                       "relevance_floor": float(data.get("relevance_floor", 0.0))}  # fmt: skip
@@ -126,7 +145,15 @@ def load_settings(calibration_file: Path | None = CALIBRATION_FILE, **overrides)
                 name, sha256 = str(saved["file"]), str(saved["sha256"])
                 if Path(name).name != name:
                     raise ValueError(f"adapter file {name!r} must sit beside the calibration")
-                values["query_adapter"] = matrix_file.load(Path(calibration_file).parent / name, sha256)
+                try:
+                    values["query_adapter"] = matrix_file.load(Path(calibration_file).parent / name, sha256)
+                except SettingsError as exc:
+                    raise _Damaged(str(exc)) from None
+        except _Damaged as exc:
+            logging.getLogger(__name__).warning(
+                "%s; answering uncalibrated until it is restored (git checkout) or refitted "
+                "(`assistant eval --suite tests/data/suite.json --calibrate`)", exc)
+            values = {}
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise SettingsError(
                 f"{calibration_file} is unreadable ({type(exc).__name__}: {exc}); restore it "

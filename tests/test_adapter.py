@@ -108,9 +108,9 @@ def test_load_settings_reads_the_adapter_beside_the_calibration(tmp_path):
     write({"file": "../m.npy", "sha256": sha256})
     with pytest.raises(SettingsError, match="must sit beside the calibration"):
         load_settings(calibration_file=target)
-    write({"file": "gone.npy", "sha256": sha256})
-    with pytest.raises(SettingsError, match="gone.npy is unreadable"):
-        load_settings(calibration_file=target)
+    write({"file": "gone.npy", "sha256": sha256})  # a missing adapter is set aside, like a damaged one
+    settings = load_settings(calibration_file=target)
+    assert settings.query_adapter is None and settings.calibration == {}
     write(None)
     assert load_settings(calibration_file=target).query_adapter is None
 
@@ -142,3 +142,30 @@ def test_dev_figures_of_the_shipped_set_are_flagged_in_sample(tiny_settings, tmp
     test_only = [q for q in questions if q.split == "test"]
     assert in_sample_note(adapted, DEFAULT_QUESTIONS, test_only) is None
     assert in_sample_note(adapted, tmp_path / "other.jsonl", questions) is None  # not what was fitted
+
+
+@pytest.mark.parametrize("where", ["start", "middle", "end"])
+def test_a_changed_adapter_or_calibration_is_set_aside_with_one_warning(tmp_path, caplog, where):
+    """Issue 18, item 1: the calibration records its own checksum and its adapter's; a
+    byte changed in either (at the start, middle or end of the adapter; in a weight of
+    the calibration) is one warning and the uncalibrated defaults, never a silent change."""
+    from assistant.evaluation import write_calibration
+
+    target = tmp_path / "calibration.json"
+    matrix = np.eye(4, dtype=np.float32) * 0.5
+    write_calibration({"weights": {"bias": -1.25}, "threshold": 0.375, "fitted_on": "x", "dev_metrics": {},
+                       "query_adapter": matrix}, target)  # fmt: skip
+    assert load_settings(calibration_file=target).abstain_below == 0.375
+    adapter = next(tmp_path.glob("query_adapter-*.npy"))
+    data = bytearray(adapter.read_bytes())
+    data[{"start": 0, "middle": len(data) // 2, "end": len(data) - 1}[where]] ^= 0x01
+    adapter.write_bytes(bytes(data))
+    settings = load_settings(calibration_file=target)
+    assert settings.query_adapter is None and settings.calibration == {} and settings.abstain_below == 0.5
+    assert len([r for r in caplog.records if "answering uncalibrated" in r.getMessage()]) == 1
+    caplog.clear()
+    adapter.unlink()
+    text = target.read_text(encoding="utf-8").replace('"adapter"', '"adapter_"')  # no adapter now
+    target.write_text(text.replace("-1.25", "-1.26"), encoding="utf-8")  # one digit of a weight
+    assert load_settings(calibration_file=target).calibration == {}
+    assert "does not match its checksum" in caplog.text

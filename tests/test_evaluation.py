@@ -247,7 +247,8 @@ def test_calibrate_writes_what_settings_read(use_tiny_assistant, questions_file,
     out = capsys.readouterr().out
     assert "risk/coverage on dev" in out and "<- chosen" in out
     saved = json.loads(target.read_text())
-    assert set(saved) == {"weights", "threshold", "relevance_floor", "fitted_on", "dev_metrics", "adapter"}
+    assert set(saved) == {"weights", "threshold", "relevance_floor", "fitted_on", "dev_metrics", "adapter",
+                          "sha256"}
     assert set(saved["weights"]) == set(DEFAULT_WEIGHTS)  # the bias and every feature
     # The query adapter sits beside it as .npy, named and checked by its checksum.
     assert saved["adapter"]["file"] == f"query_adapter-{saved['adapter']['sha256'][:12]}.npy"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import matrix_file
-from ..config import CALIBRATION_FILE
+from ..config import CALIBRATION_FILE, calibration_checksum
 from ..errors import UsageError
 from ..pipeline import DEFAULT_WEIGHTS, feature_matrix, type_gate
 from .calibration import (
@@ -228,6 +228,7 @@ def write_calibration(record: dict, path: Path) -> None:
         name = f"query_adapter-{sha256[:12]}.npy"
         matrix_file.save(matrix, path.with_name(name))
         keep["adapter"] = {"file": name, "sha256": sha256, **record.get("adapter_settings", {})}
+    keep["sha256"] = calibration_checksum(keep)  # load_settings checks it
     # Written beside it, then renamed over it: a crash leaves the old file, never half a file.
     # The adapter is written first under a new name, so the file always names one that exists.
     partial = path.with_name(path.name + ".tmp")
