@@ -104,3 +104,17 @@ def answer_text(parts: list[tuple[str, list[int]]], marker=lambda n: f"[{n}]") -
     """Statements, each followed by its markers: "It was signed in 1953. [1][2] ..."
     (`marker` writes one; the chat makes each a link)."""
     return " ".join(f"{said} {''.join(map(marker, numbers))}".strip() for said, numbers in parts)
+
+
+def closest_passages(hits: list[Hit], documents: dict, settings) -> list[Citation]:
+    """When the assistant abstains: the passages nearest the question, for the reader to
+    check (`Settings.closest_passages`), each as a lookup reference to the whole passage.
+    They are not an answer and carry no [n] marker (n is 0)."""
+    out = []
+    for hit in hits[: settings.closest_passages]:
+        chunk = hit.chunk
+        quote = documents[chunk.doc][chunk.start : chunk.end]
+        out.append(Citation(0, citation_id(chunk.doc, chunk.start, chunk.end, quote), chunk.doc, chunk.title,
+                            chunk.section, chunk.start, chunk.end, quote, chunk.text, round(hit.score, 4),
+                            chunk.id, chunk.start, chunk.end))  # fmt: skip
+    return out

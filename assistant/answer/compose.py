@@ -18,11 +18,11 @@ from ..store.index import Index
 from ..search.query import Query
 from ..search.retrieval import Hit
 from ..text.terms import terms
-from .citations import NOT_IN_DOCUMENTS, Answer, Citation, answer_text, citation_id
+from .citations import NOT_IN_DOCUMENTS, Answer, Citation, answer_text, citation_id, closest_passages
 from .confidence import (DEFAULT_WEIGHTS, confidence_features, confidence_from, coverage, idf_weights,
                          type_gate)
 from .kinds import matches_type
-from .verify import SPAN_LABELS, Check, check_statement, relation_coverage, typed_spans
+from .verify import Check, check_statement, verified_anywhere
 
 _LIST_GAP = re.compile(r"[ \t]*\r?\n\s*(?:[-*\u2022\u00b7\u25aa]|\d{1,2}[.)])\s*")
 
@@ -98,42 +98,11 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
                   query, parts, check.short)  # fmt: skip
 
 
-def closest_passages(hits: list[Hit], documents: dict, settings) -> list[Citation]:
-    """When the assistant abstains: the passages nearest the question, for the reader to
-    check (`Settings.closest_passages`), each as a lookup reference to the whole passage.
-    They are not an answer and carry no [n] marker (n is 0)."""
-    out = []
-    for hit in hits[: settings.closest_passages]:
-        chunk = hit.chunk
-        quote = documents[chunk.doc][chunk.start : chunk.end]
-        out.append(Citation(0, citation_id(chunk.doc, chunk.start, chunk.end, quote), chunk.doc, chunk.title,
-                            chunk.section, chunk.start, chunk.end, quote, chunk.text, round(hit.score, 4),
-                            chunk.id, chunk.start, chunk.end))  # fmt: skip
-    return out
-
-
 class Judged(NamedTuple):
     statement: Statement
     check: Check
     features: dict
     confidence: float
-
-
-def verified_anywhere(index: Index, query: Query, candidates: list[Statement], documents) -> dict:
-    """Over every candidate statement of the top passages: the most of the asked relation
-    one holds, and whether one holds both a span of the asked kind and most of the
-    relation ("signed" and a place, for "Where was the armistice signed?"). A question
-    whose relation and kind meet in no statement is likely one the documents do not
-    answer, whichever statement is quoted."""
-    asked = query.asked
-    best_relation, verified = 0.0, 0.0
-    for c in candidates:
-        own = set().union(*(index.sentence_terms(r) for r in c.rows))
-        relation = relation_coverage(asked, own)
-        best_relation = max(best_relation, relation)
-        if asked.kind in SPAN_LABELS and relation >= 0.5 and not verified:
-            verified = float(bool(typed_spans(index, c.rows, documents, asked)))
-    return {"relation_anywhere": round(best_relation, 4), "verified_anywhere": verified}
 
 
 def _judge(index: Index, query: Query, hits: list[Hit], statement: Statement, idf, documents,

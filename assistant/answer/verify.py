@@ -167,3 +167,20 @@ def relation_delta(index: Index, rows: list[int], query) -> float:
     vector = index.sentence_vectors[rows].mean(axis=0)
     vector = vector / (np.linalg.norm(vector) or 1.0)
     return float(vector @ query.raw_vector - vector @ query.ablated_vector)
+
+
+def verified_anywhere(index: Index, query, candidates, documents) -> dict:
+    """Over every candidate statement of the top passages: the most of the asked relation
+    one holds, and whether one holds both a span of the asked kind and most of the
+    relation ("signed" and a place, for "Where was the armistice signed?"). A question
+    whose relation and kind meet in no statement is likely one the documents do not
+    answer, whichever statement is quoted."""
+    asked = query.asked
+    best_relation, verified = 0.0, 0.0
+    for c in candidates:
+        own = set().union(*(index.sentence_terms(r) for r in c.rows))
+        relation = relation_coverage(asked, own)
+        best_relation = max(best_relation, relation)
+        if asked.kind in SPAN_LABELS and relation >= 0.5 and not verified:
+            verified = float(bool(typed_spans(index, c.rows, documents, asked)))
+    return {"relation_anywhere": round(best_relation, 4), "verified_anywhere": verified}
