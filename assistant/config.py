@@ -35,14 +35,14 @@ class Settings:
     candidates: int = 50
     # "weighted": chunk cosine + best-sentence cosine + bm25_weight * BM25/max(BM25);
     # "rrf": reciprocal rank fusion of the same three rankings. Chosen on the dev split
-    # (README, "Retrieval").
+    # (docs/design.md, "Retrieval").
     fusion: str = "weighted"
     rrf_k: int = 60
     dense_weight: float = 1.0
     sentence_weight: float = 1.0
     bm25_weight: float = 0.3
     # Late interaction (retrieval.late_interaction); chosen on the dev split by MRR@10
-    # among 1, 2, 3, 4, 6, 8, 12 (README, "Retrieval").
+    # among 1, 2, 3, 4, 6, 8, 12 (docs/design.md, "Retrieval").
     token_weight: float = 8.0
     rerank_depth: int = 15  # first-stage hits that get the late-interaction score
     token_dims: int = 64  # principal axes kept for late interaction (index.fit_token_basis)
@@ -58,7 +58,7 @@ class Settings:
     sentence_margin: float = 0.08
     # Inside the chosen passage, the statement quoted first maximises cosine + these x
     # (idf-weighted coverage of the question's terms, novelty, answer type). Fitted on
-    # the dev split (README, "How an answer is made").
+    # the dev split (docs/design.md, "How an answer is made").
     quote_lexical_weight: float = 3.4
     quote_novelty_weight: float = 1.8
     quote_type_weight: float = 1.6
@@ -82,7 +82,7 @@ class Settings:
     # Query adapter (embed/adapter.py): a square matrix applied to every question vector,
     # fitted on the dev split by --calibrate; None: the model's vectors as they are.
     # L2 toward the identity and temperature chosen on dev by cross-validation over
-    # its writers (README, "Query adapter").
+    # its writers (docs/design.md, "Query adapter").
     query_adapter: object = field(default=None, compare=False, hash=False, repr=False)
     adapter_l2: float = 0.01
     adapter_temperature: float = 0.05

@@ -11,7 +11,7 @@ moves: the index is unchanged, and `apply` is one matrix product per question.
 It is fitted by `assistant eval FILE --calibrate` on the dev split (evaluation.py)
 and saved as a plain .npy array beside calibration.json, never pickled
 (matrix_file.py writes it and checks its shape and checksum when read). What it buys and where it does not help (facts
-the dev questions never ask about) is measured in the README, "Query adapter".
+the dev questions never ask about) is measured in docs/design.md, "Query adapter".
 Does not run the assistant or read questions (evaluation.py does).
 """
 

@@ -29,7 +29,7 @@ def in_sample_note(settings, path: Path, questions: Sequence[Question]) -> str |
     if settings.query_adapter is None or not shipped or not any(q.split == "dev" for q in questions):
         return None
     return ("the dev figures are in-sample: the query adapter and the confidence were fitted on "
-            "these dev questions (README, \"Query adapter\", gives them out of fold)")
+            "these dev questions (docs/design.md, \"Query adapter\", gives them out of fold)")
 
 
 KIND_METRICS = ("questions", "citation_hit@1", "answer_support", "short_answer_em", "short_answer_f1",
