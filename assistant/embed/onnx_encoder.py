@@ -19,7 +19,6 @@ UnsupportedModelError so the caller keeps sentence-transformers).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import sha256_file
 from .base import max_seq_length, text_tokens
 
 # Bump when the exported graph changes, so old caches are not reused
@@ -67,7 +67,7 @@ def export_is_intact(target: Path) -> bool:
     """Whether the export is the file that was exported: its sha256 is the one recorded.
     A missing checksum (an export from before checksums, or a crash) counts as damaged."""
     try:
-        return _sha256(target) == checksum_path(target).read_text(encoding="ascii").strip()
+        return sha256_file(target) == checksum_path(target).read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError):
         return False
 
@@ -75,14 +75,6 @@ def export_is_intact(target: Path) -> bool:
 def discard_export(target: Path) -> None:
     for path in (Path(target), checksum_path(target)):
         path.unlink(missing_ok=True)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -251,7 +243,7 @@ def export_onnx(model_dir: Path, target: Path, *, model=None) -> Path:
             raise RuntimeError(f"exported model disagrees with torch (cosine {cosine.min():.5f})")
         # The checksum is written first: a crash between the two leaves a file whose
         # checksum does not match, which is exported again, never trusted.
-        _write_atomically(checksum_path(target), _sha256(tmp).encode())
+        _write_atomically(checksum_path(target), sha256_file(tmp).encode())
         os.replace(tmp, target)
         _remove_older_exports(target)
     finally:

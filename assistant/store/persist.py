@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import IndexLoadError
+from ..files import sha256_file as _sha256_file  # a module global: tests wrap it
 from ..ingest.chunking import Chunk, Sentence
 from . import ann
 from .index import _VERSION_NAME, FORMAT_VERSION, Index
@@ -244,11 +245,3 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
