@@ -15,12 +15,12 @@ import re
 from collections.abc import Sequence
 
 from ..search.aliases import ACRONYMS, NAMES
+from ..search.analysis import YEAR
 
-_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
-_DATE = re.compile(rf"\b(1[5-9]\d\d|20\d\d)s?\b|\b({_MONTHS})\b|\b(decade|century)\b")
+MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_DATE = re.compile(rf"\b(1[5-9]\d\d|20\d\d)s?\b|\b({MONTHS})\b|\b(decade|century)\b")
 _DIGITS = re.compile(r"\b\d[\d,.]*\b(?!(st|nd|rd|th)\b)")
-_YEAR = re.compile(r"(1[5-9]\d\d|20\d\d)s?")
-_DAY_AFTER_MONTH = re.compile(rf"({_MONTHS})\s+$")
+_DAY_AFTER_MONTH = re.compile(rf"({MONTHS})\s+$")
 # Small number words ("the two Koreas", "two distinct zones") are rarely the
 # answer to "how many"; large ones ("thousands of troops") usually are.
 _NUMBER_WORDS = re.compile(r"\b(hundreds|thousands|millions|dozens|tens of thousands)\b", re.I)
@@ -31,7 +31,7 @@ def _counts(sentence: str) -> list[str]:
     found = [
         m.group()
         for m in _DIGITS.finditer(sentence)
-        if not _YEAR.fullmatch(m.group()) and not _DAY_AFTER_MONTH.search(sentence[: m.start()])
+        if not YEAR.fullmatch(m.group()) and not _DAY_AFTER_MONTH.search(sentence[: m.start()])
     ]
     return found + [m.group() for m in _NUMBER_WORDS.finditer(sentence)]
 
@@ -83,7 +83,7 @@ def matches_type(sentence: str, answer_type: str | None, question: str = "") -> 
         return new(_counts(sentence))
     if answer_type == "place":
         places = [m.group(3) for m in PLACE.finditer(sentence)] + [m.group(2) for m in PLACE_OF.finditer(sentence)]
-        return new(p for p in places if p not in _MONTHS.split("|"))
+        return new(p for p in places if p not in MONTHS.split("|"))
     words = [m.group() for m in _CAPITALISED.finditer(sentence)
              if m.group() not in _FUNCTION_WORDS and not _OPENS.search(sentence[: m.start()])]
     if answer_type == "agent":

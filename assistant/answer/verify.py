@@ -20,9 +20,9 @@ import numpy as np
 
 from ..search.analysis import Asked
 from ..store.index import Index
-from ..text.terms import stem, words
+from ..text.terms import WORD, stem, words
 from .citations import Span
-from .kinds import PLACE, PLACE_OF
+from .kinds import MONTHS, PLACE, PLACE_OF
 
 # The entity labels (OntoNotes, as spaCy's English pipelines use them) that answer each
 # span kind. A country answers "who" as well as a person does ("China intervened").
@@ -35,12 +35,8 @@ SPAN_LABELS = {
     "organisation": {"ORG", "NORP", "GPE"},
     "agent": {"PERSON", "ORG", "NORP", "GPE"},
 }
-_YEAR_OR_DATE = re.compile(
-    r"\b(?:(?:January|February|March|April|May|June|July|August|September|October|November|"
-    r"December)(?:\s+\d{1,2})?,?\s+)?(?:1[5-9]\d\d|20\d\d)s?\b"
-)
+_YEAR_OR_DATE = re.compile(rf"\b(?:(?:{MONTHS})(?:\s+\d{{1,2}})?,?\s+)?(?:1[5-9]\d\d|20\d\d)s?\b")
 _COUNT = re.compile(r"(?<![\w.,])\d{1,3}(?:,\d{3})+(?![\w,])|(?<![\w.,])\d+(?:\.\d+)?(?![\w.,])")
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
 
 
 def typed_spans(index: Index, rows: list[int], documents: dict, asked: Asked) -> list[Span]:
@@ -86,7 +82,7 @@ def _outermost(spans: list[Span]) -> list[Span]:
 def relation_positions(asked: Asked, doc_text: str, start: int, end: int) -> list[int]:
     """Where, in the document, the statement's words carry the asked relation's stems."""
     relation = set(asked.relation)
-    return [start + m.start() for m in _WORD.finditer(doc_text[start:end])
+    return [start + m.start() for m in WORD.finditer(doc_text[start:end])
             if stem(m.group().lower().replace("’", "'")) in relation]  # fmt: skip
 
 

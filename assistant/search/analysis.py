@@ -147,7 +147,7 @@ _QUESTION_TYPES = [
     ("agent", re.compile(r"\b(what|which) (country|countries|nation|nations|organi[sz]ations?|state|power)\b|\bwho\b(?! (is|are|was|were) (the )?(main |major |key )?(parties|countries|nations|sides|states|powers|actors))", re.I)),
 ]  # fmt: skip
 
-_YEAR = re.compile(r"(1[5-9]\d\d|20\d\d)s?")
+YEAR = re.compile(r"(1[5-9]\d\d|20\d\d)s?")  # a year or decade: 1953, 1970s
 _WH = re.compile(r"\b(how|what|which|who|whom|whose|when|where|why)\b", re.I)
 
 
@@ -199,7 +199,7 @@ def question_entities(question: str) -> list[str]:
 
 
 def is_year(entity: str) -> bool:
-    return bool(_YEAR.fullmatch(entity))
+    return bool(YEAR.fullmatch(entity))
 
 
 def recase(question: str, names: Mapping[str, str], corrections: dict[str, str] | None = None

@@ -14,7 +14,7 @@ import numpy as np
 import Stemmer
 from rapidfuzz import fuzz, process
 
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
+WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)  # a word: letters or digits, one apostrophe
 _POSSESSIVE = re.compile(r"['’]s$")
 # A word as written, letters first, any script, hyphens and apostrophes kept ("Il-sung",
 # "Korea’s"): what names are read from (answer_types.recase, Index.proper_names).
@@ -37,7 +37,7 @@ STOPWORDS = frozenset(
 
 def words(text: str) -> list[str]:
     """Lower-cased word tokens, possessives dropped."""
-    return [drop_possessive(w).replace("’", "'") for w in _WORD.findall(text.lower())]
+    return [drop_possessive(w).replace("’", "'") for w in WORD.findall(text.lower())]
 
 
 def drop_possessive(word: str) -> str:
