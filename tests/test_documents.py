@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from assistant.ingest.documents import (
+    METADATA_FILE,
     Document,
     decode_bytes,
     is_heading,
@@ -168,11 +169,37 @@ def test_a_bullet_is_stripped_and_its_offset_points_past_the_marker(tiny_seeds):
     assert alpha.text[item.start : item.start + len(item.text)] == item.text
 
 
-def test_a_first_line_that_is_not_a_heading_gives_the_file_stem_as_title(seeds):
-    doc = seeds[PLAIN_DOC]
-    assert doc.title == "000_ed13bf9180557300"
+def test_a_hash_named_file_without_a_title_line_is_titled_by_its_first_words():
+    text = (SEEDS / PLAIN_DOC).read_text(encoding="utf-8")
+    doc = parse_document(PLAIN_DOC, text, "0" * 64, "utf-8")
+    assert doc.title == "The Korean War, a pivotal conflict in the…"  # never "000_ed13…"
     assert doc.paragraphs[0].section == "Introduction"
     assert doc.paragraphs[0].text.startswith("The Korean War, a pivotal conflict")
+    # a file name in words is a title; the hash in it is dropped
+    assert parse("the talks began.", "armistice_report-5a3a1dfd038f9b52.txt").title == "armistice report"
+
+
+def test_the_shipped_metadata_file_titles_the_first_seed(seeds):
+    assert seeds[PLAIN_DOC].title == "The Korean War: Negotiations and Peace Talks"
+
+
+def test_titles_set_beside_the_documents_replace_their_own(tiny_seeds):
+    (tiny_seeds / METADATA_FILE).write_text(
+        '["alpha.txt"]\ntitle = "  Talks at\tKaesong "\n\n'
+        '["gone.txt"]\ntitle = "No such file"\n\n["beta.md"]\ntitle = 3\n', encoding="utf-8")
+    documents, warnings = load_documents(tiny_seeds, max_file_bytes=10_000)
+    titles = {d.path: d.title for d in documents}
+    assert titles["alpha.txt"] == "Talks at Kaesong"
+    assert titles["beta.md"] == "Later Summits"  # a bad entry: the document's own title
+    assert any("'beta.md'" in w and "title" in w for w in warnings)
+    assert any("'gone.txt'" in w and "not a document" in w for w in warnings)
+
+
+def test_a_broken_metadata_file_is_one_warning_and_loses_no_document(tiny_seeds):
+    (tiny_seeds / METADATA_FILE).write_text('["alpha.txt"\ntitle = ', encoding="utf-8")
+    documents, warnings = load_documents(tiny_seeds, max_file_bytes=10_000)
+    assert [d.title for d in documents] == ["The Armistice Talks", "Later Summits"]
+    assert len(warnings) == 1 and warnings[0].startswith(f"ignored {METADATA_FILE}:")
 
 
 def test_the_real_seeds_sections_and_boilerplate(seeds):

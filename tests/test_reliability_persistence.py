@@ -435,3 +435,17 @@ def test_a_path_under_a_file_is_still_a_one_line_index_error(tiny_seeds, tmp_pat
     blocker.write_text("x")
     with pytest.raises(IndexLoadError, match="cannot be used"):
         Assistant.load(tiny_seeds, blocker / "index", settings=Settings(), embedder=FakeEmbedder())
+
+
+def test_a_title_set_beside_the_documents_reaches_the_answers_and_a_reload(built):
+    seeds, index, assistant, _ = built
+    (seeds / "metadata.toml").write_text('["alpha.txt"]\ntitle = "Kaesong and Panmunjom"\n',
+                                         encoding="utf-8")  # fmt: skip
+    stats = assistant.refresh()
+    assert stats is not None and stats.embedded == 0  # only the title changed: no re-embedding
+    signed = assistant.ask("When was the armistice signed at Panmunjom?")
+    assert {c.title for c in signed.citations if c.doc == "alpha.txt"} == {"Kaesong and Panmunjom"}
+    again = load(seeds, index)
+    assert again.build_stats is None  # the saved index holds the new title
+    assert {c.title for c in again.ask("When was the armistice signed at Panmunjom?").citations
+            if c.doc == "alpha.txt"} == {"Kaesong and Panmunjom"}  # fmt: skip

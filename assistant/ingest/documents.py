@@ -12,12 +12,19 @@ import hashlib
 import os
 import re
 import stat
-from dataclasses import dataclass
+import tomllib
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import NoDocumentsError
 
 SUFFIXES = (".txt", ".md")
+# Titles set beside the documents, for files whose first line is not one (docs/documents.md):
+#   ["report.txt"]
+#   title = "The Armistice Negotiations"
+METADATA_FILE = "metadata.toml"
+MAX_TITLE_CHARS = 200
+_HASH_LIKE = re.compile(r"[0-9a-f]{8,}", re.IGNORECASE)
 
 _BULLET = re.compile(r"^(?:[-*\u2022\u00b7\u25aa]|\d{1,2}[.)])\s+")
 _BOILERPLATE = re.compile(
@@ -155,7 +162,7 @@ def parse_document(path: str, text: str, sha256: str, encoding: str) -> Document
             title = _MARKDOWN_HEADING.sub("", lines[0][1])
             lines = lines[1:]
     if not title:
-        title = Path(path).stem
+        title = fallback_title(path, [line for _, line in lines])
     section = "Introduction"
     paragraphs: list[Paragraph] = []
     for i, (start, line) in enumerate(lines):
@@ -170,6 +177,39 @@ def parse_document(path: str, text: str, sha256: str, encoding: str) -> Document
             line = line[bullet.end() :]
         paragraphs.append(_make_paragraph(section, line, start))
     return Document(path, title, text, sha256, encoding, tuple(paragraphs))
+
+
+def fallback_title(path: str, lines: list[str]) -> str:
+    """A title for a document without one: its file name in words, or, when the name is
+    only numbers and a hash (`000_ed13bf9180557300.txt`), the first words of its text."""
+    stem = Path(path).stem
+    named = " ".join(_HASH_LIKE.sub(" ", stem).replace("_", " ").replace("-", " ").split())
+    if sum(ch.isalpha() for ch in named) >= 3:
+        return named
+    first = lines[0].split() if lines else []
+    if not first:
+        return stem
+    return " ".join(first[:8]).rstrip(",;:") + ("…" if len(first) > 8 else "")
+
+
+def read_titles(seeds_dir: Path) -> tuple[dict[str, str], list[str]]:
+    """The titles set in `<seeds_dir>/metadata.toml` ({path: title}), and one warning per
+    problem: a file that cannot be read or parsed is ignored whole, a bad entry alone."""
+    path = Path(seeds_dir) / METADATA_FILE
+    if not path.is_file():
+        return {}, []
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return {}, [f"ignored {METADATA_FILE}: {' '.join(str(exc).split())[:200]}"]
+    titles, warnings = {}, []
+    for name, entry in table.items():
+        title = entry.get("title") if isinstance(entry, dict) else None
+        if not isinstance(title, str) or not title.strip():
+            warnings.append(f"ignored {METADATA_FILE} entry {name!r}: it needs title = \"...\"")
+            continue
+        titles[name] = " ".join(title.split())[:MAX_TITLE_CHARS]
+    return titles, warnings
 
 
 def _looks_like_section(lines) -> bool:
@@ -190,7 +230,8 @@ def _make_paragraph(section: str, line: str, start: int) -> Paragraph:
 
 
 def load_documents(seeds_dir: Path, *, max_file_bytes: int) -> tuple[list[Document], list[str]]:
-    """Every .txt/.md file under seeds_dir, and one warning per file skipped.
+    """Every .txt/.md file under seeds_dir, and one warning per file skipped; titles set
+    in its metadata.toml replace the documents' own (`read_titles`).
 
     Symlinks that resolve outside the folder are not followed; anything that is not a
     regular file (FIFO, device, dangling symlink) or cannot be read is skipped.
@@ -234,6 +275,12 @@ def load_documents(seeds_dir: Path, *, max_file_bytes: int) -> tuple[list[Docume
             warnings.append(f"skipped {rel}: no text")
             continue
         documents.append(doc)
+    titles, title_warnings = read_titles(seeds_dir)
+    warnings += title_warnings
+    known = {d.path for d in documents}
+    warnings += [f"{METADATA_FILE} names {name!r}, which is not a document here" for name in titles
+                 if name not in known]  # fmt: skip
+    documents = [replace(d, title=titles[d.path]) if d.path in titles else d for d in documents]
     if not documents:
         raise NoDocumentsError(f"no readable .txt or .md documents in {seeds_dir}")
     return documents, warnings

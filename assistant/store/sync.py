@@ -66,4 +66,6 @@ def _stale_reason(index: Index | None, documents, embedder: Embedder, settings) 
     saved = {path: info["sha256"] for path, info in manifest.get("documents", {}).items()}
     if saved != {d.path: d.sha256 for d in documents}:
         return "documents added, changed or removed"
+    if any(manifest["documents"][d.path].get("title") != d.title for d in documents):
+        return "document titles changed"
     return None
