@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .answer.citations import NOT_IN_DOCUMENTS, Answer, Citation, answer_text, citation_id
+from .answer.citations import NOT_IN_DOCUMENTS, Answer, Citation, answer_text, citation_id, clean_citation_id
 from .answer.compose import compose_answer
 from .answer.confidence import DEFAULT_WEIGHTS, feature_matrix, type_gate
 from .config import Settings, load_settings
@@ -196,17 +196,23 @@ class Assistant:
     def cite(self, citation: str) -> Citation:
         """The passage behind a citation ID; `stale=True` with the nearest current
         passage when the document changed under it."""
-        match = _CITATION_ID.match((citation or "").strip())
-        if not match:
-            raise CitationNotFoundError(f"not a citation ID: {citation!r} (expected doc:start-end#hash)")
         state = self._state
+        given = (citation or "").strip()
+        # As given when that names a document (a path may hold anything), else as copied
+        # out of Markdown (clean_citation_id: stray escapes, backticks, line breaks).
+        match = _CITATION_ID.match(given)
+        if match is None or match["doc"] not in state.documents:
+            match = _CITATION_ID.match(clean_citation_id(given)) or match
+        if not match:
+            shown = " ".join(given.split())[:200]
+            raise CitationNotFoundError(f"not a citation ID: “{shown}” (expected doc:start-end#hash)")
         doc_path, start, end = match["doc"], int(match["start"]), int(match["end"])
         doc = state.documents.get(doc_path)
         if doc is None:
             raise CitationNotFoundError(f"no document {doc_path!r} in the index (removed or renamed)")
         quote = doc.text[start:end]
         current = end <= len(doc.text) and start < end and (
-            match["hash"] is None or citation_id(doc_path, start, end, quote) == match[0].strip()
+            match["hash"] is None or citation_id(doc_path, start, end, quote) == match[0]
         )
         # Judged against the file as it is now, too: an edit the index has not caught up
         # with yet makes the cited span stale at once unless it still reads the same.

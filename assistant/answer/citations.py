@@ -8,6 +8,7 @@ pure functions: does not choose what to quote (compose.py) or score it.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 
 from ..search.query import Query
@@ -98,6 +99,23 @@ class Answer:
 def citation_id(doc: str, start: int, end: int, quote: str) -> str:
     """Human-readable and stable while the document is: path, span, quote hash."""
     return f"{doc}:{start}-{end}#{hashlib.sha256(quote.encode('utf-8')).hexdigest()[:6]}"
+
+
+# What copying a citation ID out of rendered or exported Markdown can add to it: a
+# backslash before Markdown punctuation, code-span backticks, quotes, brackets, line breaks.
+_MARKDOWN_ESCAPE = re.compile(r"\\([\\`*_\[\]{}()|~$#>+=.!-])")
+_WRAPPING = "`'\"“”‘’<>[]()"
+
+
+def clean_citation_id(text: str) -> str:
+    """A citation ID as pasted, without what copying added: escapes, backticks, quotes,
+    brackets around it and whitespace anywhere (an ID holds none of these)."""
+    text = "".join((text or "").split()).strip(_WRAPPING)
+    text = text.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+    text = _MARKDOWN_ESCAPE.sub(r"\1", text)
+    for _ in range(2):  # `“id”.` : the closing quote, then the sentence's full stop
+        text = text.strip(_WRAPPING).rstrip(".,;:")
+    return text
 
 
 def answer_text(parts: list[tuple[str, list[int]]], marker=lambda n: f"[{n}]") -> str:

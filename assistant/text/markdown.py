@@ -41,3 +41,13 @@ def _break_autolink(match: re.Match) -> str:
     if match.group(4):
         return match.group(3) + "\\."
     return "\\@"
+
+
+def code_span(text: str) -> str:
+    """Text as one Markdown code span: shown literally and copied exactly as it is
+    (a citation ID), with a backtick fence longer than any run of backticks inside."""
+    text = " ".join(text.split())
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
