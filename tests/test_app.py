@@ -94,7 +94,9 @@ def test_a_question_gets_a_cited_answer_sources_and_an_export(slot, tiny_seeds):
         assert original[c.start : c.end] == c.quote
         # the quote, with the short answer (if it lies in this quote) marked inside it
         assert "".join(t for t, label in card.spans if label in (QUOTE_LABEL, ANSWER_LABEL)) == c.quote
-        assert "Why this passage" in card.details and "fused rank" in card.details
+        # why, in plain words; the numbers one click away
+        assert "Why this passage" in card.details and "closest in meaning" in card.details
+        assert "cosine" not in card.details and "fused rank" in card.scores
         assert escape_markdown(c.title, one_line=True) in card.header
     # The two documents say the same thing: the second citation corroborates the first.
     assert "Also in" in turn.cards[0].details
@@ -322,3 +324,18 @@ def test_exports_are_named_by_content_and_old_ones_pruned(tmp_path):
     os.utime(first, (time.time() - 7200, time.time() - 7200))
     second = write_export("# two", tmp_path)
     assert not first.exists() and second.exists()
+
+
+def test_citation_ids_are_code_spans_and_copies_of_them_resolve(slot, assistant):
+    turn = chat_turn(slot, "When was the armistice signed?", [], [])
+    c = turn.answer.citations[0]
+    assert f"- Citation ID: `{c.id}`" in turn.export  # copied as it is, never \_-escaped
+    assert f"`{c.id}`" in turn.cards[0].header and f"`{c.id}`" in turn.chat[1]["content"]
+    rendered = MarkdownIt().render(turn.export)
+    assert f"<code>{html.escape(c.id)}</code>" in rendered
+    for pasted in (f"`{c.id}`", escape_markdown(c.id, one_line=True), f" “{c.id}”. ",
+                   c.id.replace("-", "-\n"), c.id.replace("_", "\\_")):  # fmt: skip
+        assert assistant.cite(pasted).id == c.id, pasted
+    with pytest.raises(Exception) as info:
+        assistant.cite("doc\\_x.txt")
+    assert "\\\\" not in str(info.value) and "doc\\_x.txt" in str(info.value)  # as typed, not repr'd

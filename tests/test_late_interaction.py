@@ -175,10 +175,10 @@ def test_the_source_card_says_how_well_the_word_pieces_matched(tiny_seeds, token
     a = Assistant.load(tiny_seeds, token_settings.index_dir, settings=token_settings, embedder=TokenFakeEmbedder())
     answer = a.ask("When was the armistice signed at Panmunjom?")
     top = answer.retrieved[0]
-    assert f"word-piece match {top.token_score:.3f}" in why_this_passage(top, None, answer)
+    assert f"word-piece match {top.token_score:.3f}" in why_this_passage(top, None, answer)[1]
     plain = Assistant.load(tiny_seeds, token_settings.index_dir.parent / "plain", settings=token_settings,
                            embedder=FakeEmbedder()).ask("When was the armistice signed at Panmunjom?")  # fmt: skip
-    assert "word-piece" not in why_this_passage(plain.retrieved[0], None, plain)
+    assert "word-piece" not in why_this_passage(plain.retrieved[0], None, plain)[1]
 
 
 def test_a_basis_fitted_on_too_few_word_pieces_is_refitted_when_the_corpus_grows(tmp_path, token_settings):

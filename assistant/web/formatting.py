@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import quote as url_quote
 
 from ..pipeline import Answer, Citation, Hit, answer_text
-from ..text.markdown import escape_markdown
+from ..text.markdown import code_span, escape_markdown
 from ..text.terms import stem, terms, words
 
 QUOTE_LABEL = "quote"
@@ -60,7 +60,8 @@ class SourceCard:
     citation_id: str
     header: str
     spans: Spans
-    details: str
+    details: str  # same statement, also in, why this passage (in plain words)
+    scores: str = ""  # the numbers behind "why", one click away
 
 
 def format_answer_message(answer: Answer) -> str:
@@ -68,7 +69,7 @@ def format_answer_message(answer: Answer) -> str:
     if answer.abstained:
         closest = "".join(
             f"\n> - [{escape_markdown(c.title, one_line=True)} — {escape_markdown(c.section, one_line=True)}]"
-            f"({cite_link(c.id)})" for c in answer.closest)  # fmt: skip
+            f"({cite_link(c.id)}) · {code_span(c.id)}" for c in answer.closest)  # fmt: skip
         if closest:
             closest = "\n>\n> The closest passages, for you to check (not an answer):" + closest
         return (
@@ -77,7 +78,7 @@ def format_answer_message(answer: Answer) -> str:
         )
     sources = "  \n".join(
         f"[\\[{c.n}\\]]({cite_link(c.id)}) {escape_markdown(c.title, one_line=True)} — "
-        f"{escape_markdown(c.section, one_line=True)}"
+        f"{escape_markdown(c.section, one_line=True)} · {code_span(c.id)}"
         for c in answer.citations
     )
     ids = {c.n: c.id for c in answer.citations}
@@ -89,7 +90,8 @@ def format_answer_message(answer: Answer) -> str:
                        marker=lambda n: f"[\\[{n}\\]]({cite_link(ids[n])})")  # fmt: skip
     return (
         f"{text}\n\n"
-        f"*Confidence {answer.confidence:.2f}* · sources are listed beside the chat\n\n{sources}"
+        f"*Confidence {answer.confidence:.2f}* · each [n] opens its passage in the citation "
+        f"lookup; the passages are also under Sources\n\n{sources}"
     )
 
 
@@ -111,19 +113,33 @@ def find_hit(answer: Answer, citation: Citation) -> tuple[Hit | None, Hit | None
     return None, None
 
 
-def why_this_passage(hit: Hit | None, folded_into: Hit | None, answer: Answer) -> str:
-    """One line: dense cosine, late-interaction match, BM25 matched terms, fused rank
-    (Markdown-safe)."""
+def why_this_passage(hit: Hit | None, folded_into: Hit | None, answer: Answer) -> tuple[str, str]:
+    """(why, in plain words: the question's words it holds and how close in meaning it is of
+    all passages; the numbers behind that: cosine, word-piece match, BM25 and fused ranks),
+    both Markdown-safe."""
     if hit is None:
-        return "*Why this passage:* not among the retrieved passages."
-    dense = "n/a" if hit.dense_score is None else f"{hit.dense_score:.3f}"
-    if hit.dense_rank:
-        dense += f" (dense rank {hit.dense_rank})"
+        return "*Why this passage:* it was not among the passages retrieved.", ""
     surface = _surface_words(answer)
     matched_terms = hit.matched_terms
     if not matched_terms and answer.query is not None:  # a folded twin was never annotated
         matched_terms = tuple(sorted(set(answer.query.terms) & set(terms(hit.chunk.text))))
-    matched = ", ".join(surface.get(t, t) for t in matched_terms) or "none"
+    matched = [surface.get(t, t) for t in matched_terms]
+    said = []
+    if matched:
+        said.append("it holds your words " + ", ".join(f"*{escape_markdown(w, one_line=True)}*" for w in matched))
+    else:
+        said.append("it holds none of your words")
+    if hit.dense_rank == 1:
+        said.append("it is the closest in meaning of all passages")
+    elif hit.dense_rank:
+        said.append(f"it is the {_ordinal(hit.dense_rank)} closest in meaning of all passages")
+    if folded_into is not None:
+        said.append(f"it repeats the passage ranked {folded_into.rank}")
+    why = "*Why this passage:* " + "; ".join(said) + "."
+
+    dense = "n/a" if hit.dense_score is None else f"{hit.dense_score:.3f}"
+    if hit.dense_rank:
+        dense += f" (dense rank {hit.dense_rank})"
     bm25 = f"BM25 rank {hit.bm25_rank}" if hit.bm25_rank else "no BM25 match"
     rank = (
         f"fused rank {hit.rank}"
@@ -131,10 +147,14 @@ def why_this_passage(hit: Hit | None, folded_into: Hit | None, answer: Answer) -
         else f"a near-duplicate folded into fused rank {folded_into.rank}"
     )
     late = "" if hit.token_score is None else f" · word-piece match {hit.token_score:.3f}"
-    return (
-        f"*Why this passage:* dense cosine {dense}{late} · matched terms: "
-        f"{escape_markdown(matched, one_line=True)} ({bm25}) · {rank}"
-    )
+    numbers = (f"dense cosine {dense}{late} · matched terms: "
+               f"{escape_markdown(', '.join(matched) or 'none', one_line=True)} ({bm25}) · {rank}")  # fmt: skip
+    return why, numbers
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _surface_words(answer: Answer) -> dict[str, str]:
@@ -156,7 +176,7 @@ def source_cards(answer: Answer) -> list[SourceCard]:
         header = (
             f"**\\[{c.n}\\] {escape_markdown(c.title, one_line=True)}** — "
             f"{escape_markdown(c.section, one_line=True)}  \n"
-            f"{escape_markdown(c.id, one_line=True)} · characters {c.start}–{c.end} · "
+            f"{code_span(c.id)} · characters {c.start}–{c.end} · "
             f"[link to this citation]({cite_link(c.id)})"
         )
         lines = []
@@ -173,11 +193,12 @@ def source_cards(answer: Answer) -> list[SourceCard]:
                     for t in twins
                 )
             )
-        lines.append(why_this_passage(hit, folded_into, answer))
+        why, scores = why_this_passage(hit, folded_into, answer)
+        lines.append(why)
         short = answer.short_answer
         inside = short is not None and short.doc == c.doc and c.start <= short.start and short.end <= c.end
         cards.append(SourceCard(c.n, c.id, header, highlight_quote(c.passage, c.quote, short.text if inside else None),
-                                "  \n".join(lines)))  # fmt: skip
+                                "  \n".join(lines), scores))  # fmt: skip
     return cards
 
 
@@ -207,7 +228,7 @@ def export_markdown(answer: Answer) -> str:
             f"({escape_markdown(c.doc, one_line=True)})",
             f"- Section: {escape_markdown(c.section, one_line=True)}",
             f"- Span: characters {c.start}–{c.end}",
-            f"- Citation ID: {escape_markdown(c.id, one_line=True)}",
+            f"- Citation ID: {code_span(c.id)}",
             "",
         ]
     return "\n".join(out)
@@ -226,7 +247,7 @@ def format_lookup(requested: str, citation: Citation) -> str:
     lines.append(
         f"**{escape_markdown(citation.title, one_line=True)}** — "
         f"{escape_markdown(citation.section, one_line=True)}  \n"
-        f"{escape_markdown(citation.id, one_line=True)} · characters "
+        f"{code_span(citation.id)} · characters "
         f"{citation.start}–{citation.end} · [link to this citation]({cite_link(citation.id)})"
     )
     return "\n".join(lines)
