@@ -61,8 +61,11 @@ def test_an_uploaded_file_runs(tiny_assistant, uploads):
     upload = uploads / "0123abcd" / "mine.jsonl"
     upload.parent.mkdir()
     upload.write_text(LINE, encoding="utf-8")
-    status, *_, questions = evaluate_event(tiny_assistant).fn(str(upload), "all", "hybrid")
-    assert status.startswith("mine.jsonl: 1 questions") and list(questions["question"]) == [SECRET]
+    status, metrics, plots, *_, questions = evaluate_event(tiny_assistant).fn(str(upload), "all", "hybrid")
+    assert status.startswith("mine.jsonl: 1 questions") and SECRET in str(questions.value["data"])
+    # the tables and plots, hidden before a run, are shown; the key columns come first
+    assert metrics.visible and plots.visible and questions.visible
+    assert questions.value["headers"][:3] == ["question", "outcome", "answer"]
 
 
 def test_over_http_a_named_server_file_is_not_read_but_an_upload_is(tiny_assistant, uploads, tmp_path):

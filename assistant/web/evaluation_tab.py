@@ -48,6 +48,19 @@ class EvaluationView:
         return self.status, self.metrics, self.rank_plot, self.confidence_plot, self.questions
 
 
+# The questions table as the tab shows it: what a reader scans first (the question, how
+# it went, the answer), then the details; widths so that every column fits at 1280 px.
+QUESTION_COLUMNS = {"question": "26%", "outcome": "13%", "answer": "27%", "rank": "6%",
+                    "confidence": "9%", "abstained": "8%", "answerable": "10%", "id": "7%",
+                    "split": "6%"}  # fmt: skip
+
+
+def questions_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns of QUESTION_COLUMNS first, in its order; any others after them."""
+    first = [c for c in QUESTION_COLUMNS if c in frame.columns]
+    return frame[first + [c for c in frame.columns if c not in first]]
+
+
 def evaluate_view(assistant, file: str | Path | None = None, *, split: str = ALL_SPLITS,
                   mode: str = "hybrid", k: int = 10, progress=None) -> EvaluationView:  # fmt: skip
     """Run a question set (the shipped one when file is None) and build what the tab shows."""
@@ -79,7 +92,7 @@ def evaluate_view(assistant, file: str | Path | None = None, *, split: str = ALL
         pd.DataFrame(metric_body, columns=metric_headers),
         rank_figure([run]),
         confidence_figure([run]),
-        pd.DataFrame(question_body, columns=question_headers),
+        questions_table(pd.DataFrame(question_body, columns=question_headers)),
     )
 
 
@@ -99,6 +112,14 @@ def run_evaluation(get_assistant: Callable[[], object], file=None, split: str = 
     except Exception as exc:  # one failed run must not take the server down
         raise gr.Error(f"evaluation failed ({type(exc).__name__})") from None
     return view.as_tuple()
+
+
+def shown(view: tuple) -> list:
+    """The handler's results as updates that also show the tables and plots, which stay
+    hidden until a run has something to show (no empty "1 2 3" placeholders)."""
+    status, metrics, rank_plot, confidence_plot, questions = view
+    return [status, gr.Dataframe(metrics, visible=True), gr.Row(visible=True), rank_plot,
+            confidence_plot, gr.Dataframe(questions, visible=True)]  # fmt: skip
 
 
 def _file_path(file, upload_dir: str | Path | None = None) -> str | None:
@@ -134,23 +155,33 @@ def build_evaluation_tab(get_assistant: Callable[[], object]) -> dict:
                          type="filepath")  # fmt: skip
         split = gr.Radio([ALL_SPLITS, "dev", "test"], value=ALL_SPLITS, label="Split")
         mode = gr.Radio(list(MODES), value="hybrid", label="Retrieval mode")
-    button = gr.Button("Run evaluation", variant="primary")
-    status = gr.Markdown()
-    metrics = gr.Dataframe(label="Metrics", interactive=False)
-    with gr.Row():
-        rank_plot = gr.Plot(label="Rank of the first relevant passage", format="png")
-        confidence_plot = gr.Plot(label="Confidence and the abstention threshold", format="png")
-    questions = gr.Dataframe(label="Questions", interactive=False, wrap=True)
+    button = gr.Button("Run evaluation", variant="primary", elem_id="run-evaluation")
+    status = gr.Markdown(elem_id="evaluation-status")
+    metrics = gr.Dataframe(label="Metrics", interactive=False, visible=False, wrap=True,
+                           elem_id="evaluation-metrics")  # fmt: skip
+    # The plots' titles above them, not as labels that Gradio lays over their top edge.
+    with gr.Row(visible=False) as plots:
+        with gr.Column():
+            gr.Markdown("**Rank of the first relevant passage**")
+            rank_plot = gr.Plot(show_label=False, format="png")
+        with gr.Column():
+            gr.Markdown("**Confidence and the abstention threshold**")
+            confidence_plot = gr.Plot(show_label=False, format="png")
+    questions = gr.Dataframe(label="Questions", interactive=False, wrap=True, visible=False,
+                             column_widths=list(QUESTION_COLUMNS.values()),
+                             elem_id="evaluation-questions")  # fmt: skip
 
     def handler(file, split_value, mode_value, progress=gr.Progress()):
-        return run_evaluation(get_assistant, file, split_value, mode_value, progress,
-                              upload_dir=upload_folder())  # fmt: skip
+        return shown(run_evaluation(get_assistant, file, split_value, mode_value, progress,
+                                    upload_dir=upload_folder()))  # fmt: skip
 
     # Private: off the API page and out of gradio_client. A raw HTTP call can still reach
-    # any event, so the handler itself refuses files that were not uploaded.
+    # any event, so the handler itself refuses files that were not uploaded. One progress
+    # bar, in the status line, for the whole run.
     button.click(handler, [upload, split, mode],
-                 [status, metrics, rank_plot, confidence_plot, questions],
-                 api_name="evaluate", api_visibility="private", concurrency_limit=1)  # fmt: skip
+                 [status, metrics, plots, rank_plot, confidence_plot, questions],
+                 api_name="evaluate", api_visibility="private", concurrency_limit=1,
+                 show_progress_on=[status])  # fmt: skip
     return {"upload": upload, "split": split, "mode": mode, "button": button, "status": status,
-            "metrics": metrics, "rank_plot": rank_plot, "confidence_plot": confidence_plot,
+            "metrics": metrics, "plots": plots, "rank_plot": rank_plot, "confidence_plot": confidence_plot,
             "questions": questions}  # fmt: skip
