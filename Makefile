@@ -12,6 +12,14 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: the CPU build on this machine's disk, never a CUDA download.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[dev]"
+	# Chromium (Debian's package) for the browser tests, where this machine allows it;
+	# where it cannot, `make test` says so in its summary.
+	command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	    && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	    || echo "warning: could not install chromium: the browser tests will not run"
+	# The index, if it is not up to date, and the question encoder's one-time export
+	# (~15 s), so that the first `make run` is ready in seconds.
+	$(BIN)/assistant build
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import MODES, load_settings
 from .errors import AssistantError
-from .loading import load_assistant
+from .loading import load_assistant, prepare_question_encoder
 
 EXIT_USAGE = 2
 
@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_build(args) -> int:
     assistant = load_assistant(args, rebuild=args.full)
+    prepare_question_encoder(assistant)  # so that the server's first start is quick
     stats = assistant.build_stats
     manifest = assistant.index.manifest
     if stats is None:

@@ -24,6 +24,14 @@ def load_assistant(args, *, rebuild: bool = False, quiet: bool = False) -> Assis
     return assistant
 
 
+def prepare_question_encoder(assistant: Assistant) -> None:
+    """Export the question encoder if it is not yet, saying so (it takes seconds, once)."""
+    prepare = getattr(assistant.embedder, "prepare_query_encoder", None)
+    if prepare is not None:
+        prepare(on_export=lambda: print("exporting the question encoder, once (about 15 s)...",
+                                        file=sys.stderr, flush=True))  # fmt: skip
+
+
 def print_progress(label: str, done: int, total: int) -> None:
     width = 30
     filled = width * done // max(total, 1)

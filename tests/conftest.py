@@ -143,3 +143,14 @@ def real_server_url(real_assistant):
 
     with serve_in_thread(create_server_app(real_assistant)) as url:
         yield url
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The browser tests skip without Chromium: say so loudly, not as one skip line."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if any("chromium" in str(report.longrepr).lower() for report in skipped):
+        terminalreporter.section("BROWSER TESTS DID NOT RUN", sep="!", red=True, bold=True)
+        terminalreporter.line(
+            "There is no Chromium on this machine, so the real page was not tested in a browser. "
+            "Install Debian's `chromium` (`make setup` does where it runs as root with apt-get; "
+            ".ci/run does) and run `make test` again.", red=True, bold=True)  # fmt: skip

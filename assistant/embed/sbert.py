@@ -131,6 +131,17 @@ class SentenceTransformerEmbedder:
         except Exception as exc:  # questions then keep using sentence-transformers
             log.warning("no ONNX query encoder (%s); questions use sentence-transformers", exc)
 
+    def prepare_query_encoder(self, on_export=None) -> bool:
+        """Export the question encoder now if it is missing (set-up and `assistant build`
+        do, so that a server's first start does not); `on_export()` is called first when
+        it must be exported (seconds: torch is loaded). True when questions will use it."""
+        path = self._query_model_path()
+        if path is None:
+            return False
+        if on_export is not None and not path.exists():
+            on_export()
+        return self._open_query_encoder() is not None
+
     def encode_queries_with_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[TokenVectors]]:
         """`encode_queries` plus each question's token vectors, from the same run."""
         encoder = self._query_encoder or self._open_query_encoder()

@@ -17,7 +17,7 @@ from fastapi import Request  # module level: FastAPI reads the route's annotatio
 
 from ..config import load_settings
 from ..errors import AssistantError
-from ..loading import load_assistant
+from ..loading import load_assistant, prepare_question_encoder
 from ..pipeline import Assistant
 from .app import CSS, MAX_BATCH, build_app
 from .handlers import GENERIC_ERROR, api_ask, error_message
@@ -100,8 +100,17 @@ def serve(args) -> int:
                             max_batch=args.max_batch or MAX_BATCH)  # fmt: skip
     server, sock = make_server(app, args.host, args.port)
 
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
     def load() -> Assistant:
-        return load_assistant(args)
+        say("loading the index (built or updated first if the documents changed)...")
+        assistant = load_assistant(args)
+        counts = assistant.index.manifest["counts"]
+        say(f"index: {counts['documents']} documents, {counts['chunks']} passages; "
+            "loading the question encoder...")  # fmt: skip
+        prepare_question_encoder(assistant)
+        return assistant
 
     stop_watching = threading.Event()
 
@@ -109,12 +118,10 @@ def serve(args) -> int:
         if done.error is not None:
             server.should_exit = True  # nothing to serve: stop, serve() reports it
         else:
-            print(f"ready: http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
-            watch_documents(done, stop=stop_watching,
-                            on_refresh=lambda line: print(line, file=sys.stderr, flush=True))
+            say(f"ready: http://{args.host}:{args.port}/")
+            watch_documents(done, stop=stop_watching, on_refresh=say)
 
-    print(f"listening on http://{args.host}:{args.port}/ (loading the model and index...)",
-          file=sys.stderr, flush=True)  # fmt: skip
+    say(f"listening on http://{args.host}:{args.port}/ (/readyz answers 200 once ready)")
     slot.load_in_background(load, on_done=loaded)
     try:
         server.run(sockets=[sock])
