@@ -4,7 +4,9 @@ screenshot (docs/screenshot.png)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -77,9 +79,12 @@ def hostile(tmp_path_factory):
 
 
 def ask(page, question: str) -> None:
+    rows = page.locator("#chat .message-row")
+    before = rows.count()
     page.fill("#question textarea", question)
     page.click("#ask")
-    expect(page.locator("#chat .message-row").last).to_contain_text("Confidence", timeout=20_000)
+    expect(rows).to_have_count(before + 2, timeout=20_000)  # the question and its answer
+    expect(rows.last).to_contain_text("Confidence")
 
 
 def highlighted(locator) -> str:
@@ -87,7 +92,7 @@ def highlighted(locator) -> str:
     (consecutive highlighted spans)."""
     passages = locator.locator(".passage")
     first = passages.first if passages.count() else locator
-    return " ".join("".join(first.locator(".highlighted").all_inner_texts()).split())
+    return " ".join("".join(first.locator(".highlighted .text").all_inner_texts()).split())
 
 
 def test_ask_read_the_cited_answer_and_open_its_citation(page, real_server_url, real_assistant, tmp_path):
@@ -144,3 +149,108 @@ def test_hostile_document_text_is_shown_literally_and_never_runs(page, hostile):
     page.wait_for_timeout(500)  # give any injected handler time to fire
     assert page.dialogs == []
     assert page.locator("img[src='x'], a[href^='javascript'], script:text('alert')").count() == 0
+
+
+# ---- what a newcomer meets (issue 19) ------------------------------------------------
+
+HASH_LIKE = re.compile(r"\b\d{3}_[0-9a-f]{16}\b")
+
+
+def answer_rows(page) -> int:
+    return page.locator("#chat .message-row").count()
+
+
+def test_an_example_runs_and_titles_are_human(page, real_server_url, real_assistant):
+    page.goto(real_server_url)
+    page.get_by_role("button", name="When was the armistice signed?").click()  # runs, not only fills
+    expect(page.locator("#chat .message-row").last).to_contain_text("Confidence", timeout=20_000)
+    titles = page.locator("#sources strong").all_inner_texts()
+    assert any("The Korean War: Negotiations and Peace Talks" in t for t in titles)
+    assert not [t for t in titles if HASH_LIKE.search(t)]  # the ID may hold the stem; a title never
+    # why this passage, in words; the numbers one click away
+    expect(page.locator("#sources")).to_contain_text("it holds your words")
+    expect(page.locator("#sources").get_by_text("dense cosine").first).to_be_hidden()
+
+
+def test_an_id_copied_from_the_export_opens_in_the_lookup_and_a_bad_one_clears_it(page, real_server_url):
+    page.goto(real_server_url)
+    expect(page.locator("#export")).to_be_hidden()  # no Markdown box before an answer
+    ask(page, "When was the armistice signed?")
+    page.locator("#export").get_by_text("Answer as Markdown (copy)").click()
+    exported = page.locator("#export-box textarea").input_value()
+    copied = re.search(r"Citation ID: (.+)", exported)[1]  # as a user selects it: a code span
+    assert copied.startswith("`") and "\\" not in copied
+    page.get_by_role("tab", name="Citation lookup").click()
+    for pasted in (copied, copied.strip("`").replace("_", "\\_") + "  "):  # stray escapes, spaces
+        page.fill("#cite-id textarea", pasted)
+        page.click("#lookup-btn")
+        expect(page.locator("#lookup-passage .highlighted").first).to_be_visible(timeout=10_000)
+        expect(page.locator("#lookup-header")).to_contain_text("The Korean War")
+    page.fill("#cite-id textarea", "no-such.txt:1-2#abcdef")
+    page.click("#lookup-btn")
+    expect(page.locator("#lookup-header")).to_contain_text("no document")
+    expect(page.locator("#lookup-passage .highlighted")).to_have_count(0)  # the old one is gone
+
+
+def test_a_reload_keeps_the_conversation_and_older_ones_reopen(page, real_server_url):
+    page.goto(real_server_url)
+    ask(page, "When was the armistice signed?")
+    ask(page, "Where did the armistice talks begin?")
+    page.reload()
+    expect(page.locator("#chat")).to_contain_text("Where did the armistice talks begin?", timeout=20_000)
+    expect(page.locator("#chat .message-row")).to_have_count(4)
+    page.click("#clear")  # a new conversation; the first stays saved in the browser
+    expect(page.locator("#chat .message-row")).to_have_count(0)
+    ask(page, "What did the Panmunjom Declaration say?")
+    page.reload()
+    expect(page.locator("#chat")).to_contain_text("Panmunjom Declaration", timeout=20_000)
+    page.locator("#conversations input").click()
+    page.get_by_role("option", name="When was the armistice signed?").click()
+    expect(page.locator("#chat")).to_contain_text("Where did the armistice talks begin?")
+    expect(page.locator("#chat .message-row")).to_have_count(4)
+    with page.context.expect_page() as opened:  # its citations still open in the lookup
+        page.locator("#chat a", has_text="[1]").first.click()
+    expect(opened.value.locator("#lookup-passage .highlighted").first).to_be_visible(timeout=20_000)
+
+
+def test_on_a_phone_the_sources_come_straight_under_the_answer(browser, real_server_url):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto(real_server_url)
+        ask(page, "When was the armistice signed?")
+        chat, sources = page.locator("#chat").bounding_box(), page.locator("#sources").bounding_box()
+        question = page.locator("#question").bounding_box()
+        assert chat["y"] + chat["height"] <= sources["y"] <= chat["y"] + chat["height"] + 120
+        assert sources["y"] < question["y"]  # examples and settings come after both
+        assert sources["x"] + sources["width"] <= 390
+        expect(page.locator("#chat")).not_to_contain_text("beside the chat")
+    finally:
+        context.close()
+
+
+def test_the_evaluation_tab_fits_1280_px(browser, real_server_url, tmp_path):
+    questions = tmp_path / "few.jsonl"
+    questions.write_text("".join(json.dumps(q) + "\n" for q in [
+        {"id": "f1", "question": "When was the armistice signed?", "answerable": True,
+         "evidence": ["The most notable agreement was the Korean Armistice Agreement, signed on July 27, 1953."]},
+        {"id": "f2", "question": "What is the capital of Peru?", "answerable": False},
+    ]), encoding="utf-8")  # fmt: skip
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(real_server_url)
+        page.get_by_role("tab", name="Evaluation").click()
+        expect(page.locator("#evaluation-questions")).to_be_hidden()  # no empty placeholder tables
+        page.locator("input[type=file]").set_input_files(str(questions))
+        page.wait_for_timeout(1000)
+        page.click("#run-evaluation")
+        table = page.locator("#evaluation-questions")
+        expect(table).to_be_visible(timeout=60_000)
+        for name in ("question", "outcome", "answer", "rank", "confidence"):
+            header = table.locator("th", has_text=name).first
+            box = header.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= 1280, name
+            assert box["height"] < 60, name  # one line, not a word broken over four
+    finally:
+        context.close()
