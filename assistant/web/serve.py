@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import gradio as gr
-from fastapi import Request  # module level: FastAPI reads the route's annotation by name
+from fastapi import Request  # module level: FastAPI reads the routes' annotations by name
+from fastapi.responses import JSONResponse
 
 from ..config import load_settings
 from ..errors import AssistantError
@@ -21,6 +22,7 @@ from ..loading import load_assistant, prepare_question_encoder
 from ..pipeline import Assistant
 from .app import CSS, MAX_BATCH, build_app
 from .handlers import GENERIC_ERROR, api_ask, error_message
+from .json_api import add_json_api
 from .server import (
     AssistantSlot, NotReadyError, RequestSizeLimit, SecurityHeaders, as_slot, make_server, protected_paths,
     readiness, watch_documents,
@@ -32,15 +34,26 @@ MAX_REQUEST_BYTES = 256 * 1024
 log = logging.getLogger(__name__)
 
 
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("korea-talks-assistant")
+    except PackageNotFoundError:
+        return "0"
+
+
 def create_server_app(source: Assistant | AssistantSlot, *, blocked: Sequence[str] = (),
                       max_batch: int = MAX_BATCH):  # fmt: skip
     """FastAPI with /healthz, /readyz and the Gradio page mounted at /."""
     from fastapi import FastAPI
-    from fastapi.responses import JSONResponse
     from starlette.concurrency import run_in_threadpool
 
     slot = as_slot(source)
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    # The OpenAPI schema describes the JSON API (/api/...) and the health routes; the
+    # Gradio page has its own ("Use via API" in its footer).
+    app = FastAPI(title="Korea talks assistant", version=package_version(), docs_url=None,
+                  redoc_url=None, openapi_url="/api/openapi.json")  # fmt: skip
     app.add_middleware(RequestSizeLimit, max_bytes=MAX_REQUEST_BYTES)
     app.add_middleware(SecurityHeaders)  # outermost: refusals get the headers too
 
@@ -53,7 +66,9 @@ def create_server_app(source: Assistant | AssistantSlot, *, blocked: Sequence[st
         status, body = readiness(slot)
         return JSONResponse(body, status_code=status)
 
-    @app.post("/gradio_api/run/ask")
+    add_json_api(app, slot, max_batch=max_batch)
+
+    @app.post("/gradio_api/run/ask", include_in_schema=False)
     async def run_ask(request: Request) -> JSONResponse:
         """Gradio's direct (queue-less) route for /ask, answered here: Gradio 6 passes a
         batched endpoint's inputs to it mis-shaped (every call a 500 with no message), and
