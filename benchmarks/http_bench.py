@@ -74,8 +74,8 @@ class Server:
 
 def app_available(root: Path) -> str | None:
     """None when the web app can be served, else why not."""
-    if not (root / "assistant" / "app.py").exists():
-        return "assistant/app.py does not exist yet"
+    if not (root / "assistant" / "web" / "app.py").exists():
+        return "assistant/web/app.py does not exist"
     for module in ("gradio", "gradio_client", "assistant.web.app"):
         try:
             if importlib.util.find_spec(module) is None:
@@ -130,12 +130,67 @@ def http_figures(bench, server: Server, qs: list[str], library_ask_ms: list[floa
     if library_ask_ms:
         bench.ratio("HTTP round trip (plain) vs library ask", raw, library_ask_ms)
     bench.results["http_cpu_ms_per_request"] = {"server": server_cpu, "client": client_cpu}
-    for clients in (1, 4, 16):
+    json_api_figures(bench, server, qs, library_ask_ms)
+    for clients in CLIENTS:
         rates, latencies = throughput(server.url, qs, clients, seconds=bench.repeat(4.0, 3.0),
                                       windows=bench.repeat(2, 1))  # fmt: skip
-        bench.add(figure("http", f"throughput, {clients} concurrent client(s)", rates, "req/s",
-                         f"latency p50 {sorted(latencies)[len(latencies) // 2]:.0f} ms"))  # fmt: skip
+        bench.add(figure("http", f"Gradio API /ask throughput, {clients} concurrent client(s)", rates,
+                         "req/s", f"latency p50 {percentile(latencies, 50):.0f} ms, "
+                         f"p95 {percentile(latencies, 95):.0f} ms"))  # fmt: skip
         bench.results.setdefault("http_latency_ms", {})[str(clients)] = latencies
+
+
+CLIENTS = (1, 8, 40)
+
+
+class JsonClient:
+    """The JSON API: POST /api/ask, the answer in the response (httpx, one connection)."""
+
+    def __init__(self, url: str, **_):
+        import httpx
+
+        self.http = httpx.Client(base_url=url, timeout=60)
+        self.answers: dict[str, str] = {}
+
+    def ask(self, question: str) -> None:
+        reply = self.http.post("api/ask", json={"question": question})
+        reply.raise_for_status()
+        self.answers.setdefault(question, reply.text)
+        if self.answers[question] != reply.text:
+            self.answers[question] = "DIFFERS"
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def json_api_figures(bench, server: Server, qs: list[str], library_ask_ms: list[float]) -> None:
+    """The JSON API: one client's round trip against the engine's own ask, then throughput
+    at 1, 8 and 40 clients, every answer compared with the single client's."""
+    single = JsonClient(server.url)
+    try:
+        for q in qs[:3]:
+            single.ask(q)
+        rtt = [t for _ in range(bench.repeat(3, 1)) for q in qs
+               for t in time_calls(lambda q=q: single.ask(q), 1)]  # fmt: skip
+    finally:
+        single.close()
+    bench.add(figure("http", "JSON API round trip (POST /api/ask, httpx)", rtt, "ms"))
+    if library_ask_ms:
+        gap = percentile(rtt, 50) - percentile(library_ask_ms, 50)
+        bench.add_raw("http", "JSON API p50 - library ask p50 (target <= 15 ms)", len(rtt), gap, gap, "ms")
+        bench.results["json_api_overhead_ms"] = gap
+    for clients in CLIENTS:
+        pool: list[JsonClient] = []
+        rates, latencies = throughput(server.url, qs, clients, seconds=bench.repeat(4.0, 3.0),
+                                      windows=bench.repeat(2, 1), client=JsonClient, pool_out=pool)  # fmt: skip
+        seen = [(q, text) for c in pool for q, text in c.answers.items()]
+        same = sum(single.answers.get(q) == text for q, text in seen)
+        bench.add(figure("http", f"JSON API throughput, {clients} concurrent client(s)", rates, "req/s",
+                         f"latency p50 {percentile(latencies, 50):.0f} ms, p95 {percentile(latencies, 95):.0f} "
+                         f"ms; answers equal to one client's: {same}/{len(seen)}"
+                         + (" (target >= 60 req/s)" if clients == 40 else "")))  # fmt: skip
+        bench.results.setdefault("json_api", {})[str(clients)] = {
+            "rates": rates, "latency_ms": latencies, "answers_equal": [same, len(seen)]}
 
 
 class RestClient:
@@ -172,13 +227,16 @@ def raw_http_round_trips(url: str, qs: list[str], passes: int) -> list[float]:
 
 
 def throughput(url: str, qs: list[str], clients: int, *, seconds: float, windows: int,
-               optional_args: int = 3):  # fmt: skip
-    """Requests/s of `clients` threads, each with its own REST client, asking in a loop.
+               optional_args: int = 3, client=None, pool_out: list | None = None):  # fmt: skip
+    """Requests/s of `clients` threads, each with its own client, asking in a loop.
 
-    The clients share the machine's 2 cores with the server, so they are the light
-    REST client, not gradio_client (~50 ms of client CPU a request, measured above).
+    The clients share the machine's 2 cores with the server, so they are light: the
+    REST client (the Gradio API) by default, not gradio_client (~50 ms of client CPU a
+    request, measured above), or `client` (JsonClient). `pool_out` receives the clients.
     """
-    pool = [RestClient(url, optional_args=optional_args) for _ in range(clients)]
+    pool = [(client or RestClient)(url, optional_args=optional_args) for _ in range(clients)]
+    if pool_out is not None:
+        pool_out.extend(pool)
     rates, latencies = [], []
     for _ in range(windows):
         done = []
