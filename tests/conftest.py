@@ -74,6 +74,36 @@ class CountingEmbedder(FakeEmbedder):
         return self.encode(texts)
 
 
+def gated_assistant(inner):
+    """`inner` (an Assistant), recording the questions of each `ask_batch` call, with a
+    gate (`.gate`, a threading.Event, open) that holds the calls while closed; `.held` is
+    how many are held. A `poisoned` question makes any call that holds it fail."""
+    import threading
+
+    class Gated(type(inner)):
+        def __init__(self):
+            self.__dict__.update(inner.__dict__)
+            self.gate, self.calls, self.held = threading.Event(), [], 0
+            self.gate.set()
+            self.poisoned = None
+            self._gate_lock = threading.Lock()
+
+        def ask_batch(self, questions, histories=None, **kwargs):
+            with self._gate_lock:
+                self.calls.append(list(questions))
+                self.held += 1
+            try:
+                assert self.gate.wait(60), "the test never opened the gate"
+            finally:
+                with self._gate_lock:
+                    self.held -= 1
+            if self.poisoned is not None and self.poisoned in questions:
+                raise RuntimeError("poisoned question in /srv/secret/index")
+            return super().ask_batch(questions, histories, **kwargs)
+
+    return Gated()
+
+
 TINY_DOCS = {
     "alpha.txt": (
         "The Armistice Talks\n\n"

@@ -12,14 +12,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 
 import httpx
 import pytest
-from conftest import ROOT
+from conftest import ROOT, gated_assistant
 
-from assistant import Assistant
 from assistant.web.app import CONCURRENCY
 from assistant.web.handlers import GENERIC_ERROR
 from assistant.web.serve import create_server_app
@@ -31,36 +29,9 @@ FIRST = "When was the armistice signed?"
 POISON = "Where did the armistice talks begin?"  # fails whenever the test says so
 
 
-class Gated(Assistant):
-    """The real Assistant, recording the questions of each `ask_batch` call; a gate can
-    hold the calls, and a poisoned question can make any call that holds it fail."""
-
-    def __init__(self, inner: Assistant):
-        self.__dict__.update(inner.__dict__)
-        self.gate = threading.Event()
-        self.gate.set()
-        self.poisoned = False
-        self.calls: list[list[str]] = []
-        self.held = 0
-        self._lock = threading.Lock()
-
-    def ask_batch(self, questions, histories=None, **kwargs):
-        with self._lock:
-            self.calls.append(list(questions))
-            self.held += 1
-        try:
-            assert self.gate.wait(60), "the test never opened the gate"
-        finally:
-            with self._lock:
-                self.held -= 1
-        if self.poisoned and POISON in questions:
-            raise RuntimeError("poisoned question in /srv/secret/index")
-        return super().ask_batch(questions, histories, **kwargs)
-
-
 @pytest.fixture(scope="module")
 def gated(real_assistant):
-    return Gated(real_assistant)
+    return gated_assistant(real_assistant)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +46,7 @@ def urls(gated, real_assistant):
 def assistant(gated):
     yield gated
     gated.gate.set()
-    gated.poisoned = False
+    gated.poisoned = None
 
 
 def post(url: str, data: list) -> str:
@@ -93,7 +64,7 @@ def result(url: str, event_id: str) -> tuple[str, object]:
     return event, json.loads(data)
 
 
-def batch_of(url: str, assistant: Gated, requests: list[list]) -> list[tuple[str, object]]:
+def batch_of(url: str, assistant, requests: list[list]) -> list[tuple[str, object]]:
     """Send `requests` while both workers are held, so that they wait and are batched."""
     assistant.gate.clear()
     blockers = [post(url, [FIRST, None, None, None]) for _ in range(CONCURRENCY)]
@@ -151,7 +122,7 @@ def test_a_batch_with_bad_requests_answers_the_good_ones_and_refuses_each_bad_on
 
 def test_a_request_that_fails_on_its_own_does_not_fail_the_others(urls, assistant, real_assistant):
     batched, _ = urls
-    assistant.poisoned = True
+    assistant.poisoned = POISON
     questions = [FIRST, POISON, "What did the Panmunjom Declaration say?"]
     results = batch_of(batched, assistant, [[q, None, None, None] for q in questions])
     assert results[1] == ("error", {"error": GENERIC_ERROR, "duration": 10, "visible": True,

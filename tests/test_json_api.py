@@ -8,14 +8,13 @@ describes both routes.
 
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import httpx
 import pytest
-from conftest import FakeEmbedder
+from conftest import FakeEmbedder, gated_assistant
 
 from assistant import Assistant
 from assistant.web.json_api import WORKERS
@@ -27,31 +26,10 @@ QUESTIONS = ["When was the armistice signed?", "Where did the talks begin?",
              "What came in 2018?", "What is the capital of Peru?"]  # fmt: skip
 
 
-class Gated(Assistant):
-    """The tiny Assistant, recording each ask_batch call's questions; a gate holds them."""
-
-    def __init__(self, inner: Assistant):
-        self.__dict__.update(inner.__dict__)
-        self.gate, self.calls, self.held = threading.Event(), [], 0
-        self.gate.set()
-        self._lock = threading.Lock()
-
-    def ask_batch(self, questions, histories=None, **kwargs):
-        with self._lock:
-            self.calls.append(list(questions))
-            self.held += 1
-        try:
-            assert self.gate.wait(30), "the test never opened the gate"
-        finally:
-            with self._lock:
-                self.held -= 1
-        return super().ask_batch(questions, histories, **kwargs)
-
-
 @pytest.fixture
 def assistant(tiny_seeds, tiny_settings):
-    return Gated(Assistant.load(tiny_seeds, tiny_settings.index_dir, settings=tiny_settings,
-                                embedder=FakeEmbedder()))  # fmt: skip
+    return gated_assistant(Assistant.load(tiny_seeds, tiny_settings.index_dir, settings=tiny_settings,
+                                          embedder=FakeEmbedder()))  # fmt: skip
 
 
 @pytest.fixture
