@@ -211,6 +211,7 @@ def build_app(source: Assistant | AssistantSlot | Callable[[], Assistant], *,
         def on_forget(saved_value, conversation_id):
             return show_conversation(conversations.forget(saved_value, conversation_id), None)
 
+        @user_errors  # anything but an engine error: one generic line, logged
         def lookup_updates(citation_id):
             try:
                 return lookup(slot, citation_id)
