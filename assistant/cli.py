@@ -107,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_build(args) -> int:
     assistant = load_assistant(args, rebuild=args.full)
-    prepare_question_encoder(assistant)  # so that the server's first start is quick
     stats = assistant.build_stats
     manifest = assistant.index.manifest
     if stats is None:
@@ -116,6 +115,7 @@ def cmd_build(args) -> int:
     else:
         print(f"built index: {stats.documents} documents, {stats.chunks} chunks "
               f"({stats.embedded} embedded, {stats.reused} reused) in {stats.seconds:.1f} s")  # fmt: skip
+    prepare_question_encoder(assistant)  # so that the server's first start is quick
     return 0
 
 
