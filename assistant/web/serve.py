@@ -6,7 +6,6 @@ Does not lay out the page (app.py) or answer anything itself.
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 from collections.abc import Sequence
@@ -17,21 +16,19 @@ from fastapi import Request  # module level: FastAPI reads the routes' annotatio
 from fastapi.responses import JSONResponse
 
 from ..config import load_settings
-from ..errors import AssistantError
 from ..loading import load_assistant, prepare_question_encoder
 from ..pipeline import Assistant
 from .app import CSS, MAX_BATCH, build_app
-from .handlers import GENERIC_ERROR, api_ask, error_message
-from .json_api import add_json_api
+from .handlers import api_ask
+from .json_api import add_json_api, error_response
 from .server import (
-    AssistantSlot, NotReadyError, RequestSizeLimit, SecurityHeaders, as_slot, make_server, protected_paths,
+    AssistantSlot, RequestSizeLimit, SecurityHeaders, as_slot, make_server, protected_paths,
     readiness, watch_documents,
 )  # fmt: skip
 
 # Request bodies past this are refused (413) before Gradio parses and keeps them: a
 # question is at most 1,000 characters; the page also sends its chat (~1 KB a turn).
 MAX_REQUEST_BYTES = 256 * 1024
-log = logging.getLogger(__name__)
 
 
 def package_version() -> str:
@@ -86,13 +83,8 @@ def create_server_app(source: Assistant | AssistantSlot, *, blocked: Sequence[st
         try:
             answer = await run_in_threadpool(api_ask, slot, question, history, k, mode)
             return JSONResponse({"data": [answer]})
-        except NotReadyError as exc:
-            return JSONResponse({"error": error_message(exc)}, status_code=503)
-        except AssistantError as exc:
-            return JSONResponse({"error": error_message(exc)}, status_code=400)
-        except Exception:  # noqa: BLE001 - logged; the client gets the generic line
-            log.exception("POST /gradio_api/run/ask failed")
-            return JSONResponse({"error": GENERIC_ERROR}, status_code=500)
+        except Exception as exc:  # noqa: BLE001 - the JSON API's statuses and one line (logged if a bug)
+            return error_response(exc)
 
     blocked = list(blocked) or protected_paths(slot.settings)
     demo = build_app(slot, max_batch=max_batch)
