@@ -27,3 +27,7 @@ class IndexLoadError(AssistantError):
 
 class CitationNotFoundError(AssistantError):
     """A citation ID that names no known document or is malformed."""
+
+
+class DocumentError(AssistantError):
+    """A file that cannot be added as a document: its type, size, name or content."""
