@@ -1,4 +1,4 @@
-"""The `assistant` command: build | ask | cite | eval | serve.
+"""The `assistant` command: build | add | remove | docs | ask | cite | eval | serve.
 
 A thin shell: check the arguments, make one library call, print the result.
 Library errors become one line on stderr and exit code 2; nothing prints a
@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from .config import MODES, load_settings
-from .errors import AssistantError
-from .loading import load_assistant, prepare_question_encoder
+from .errors import AssistantError, UsageError
+from .loading import load_assistant, prepare_question_encoder, print_progress
 
 EXIT_USAGE = 2
 
@@ -36,6 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser("build", parents=[common], help="build or update the index")
     build.add_argument("--full", action="store_true", help="re-embed everything")
+
+    add = sub.add_parser("add", parents=[common],
+                         help="add PDF, Word (.docx), HTML, Markdown or text files and index them")
+    add.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    add.add_argument("--title", default="", help="the title to show (default: the document's own)")
+
+    remove = sub.add_parser("remove", parents=[common], help="remove an added document")
+    remove.add_argument("document", metavar="DOC", help="its name, as `assistant docs` lists it")
+
+    docs = sub.add_parser("docs", parents=[common], help="list the documents")
+    docs.add_argument("--json", action="store_true")
 
     ask = sub.add_parser("ask", parents=[common], help="answer a question with citations")
     ask.add_argument("question")
@@ -68,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", parents=[common], help="serve the web UI")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=port_number, default=7860)
+    serve.add_argument("--allow-uploads", action="store_true",
+                       help="let the Documents tab add and remove documents (off by default; "
+                            "on a host others can reach, set the token in ASSISTANT_UPLOAD_TOKEN)")  # fmt: skip
     serve.add_argument("--max-batch", type=positive_int, default=None, metavar="N",
                        help="/ask requests answered together, one encode call (default 16; "
                             "1: one at a time)")  # fmt: skip
@@ -119,6 +133,50 @@ def cmd_build(args) -> int:
     return 0
 
 
+def cmd_add(args) -> int:
+    files = []
+    for path in args.files:
+        try:
+            files.append((path.name, path.read_bytes()))
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if args.title and len(files) > 1:
+        raise UsageError("--title names one document: add the files one at a time")
+    from .pipeline import prepare_files
+
+    prepared = prepare_files(files, load_settings(), title=args.title)  # fail before loading
+    assistant = load_assistant(args)
+    stats = assistant.add_documents(prepared, progress=print_progress)
+    rows = {row["path"]: row for row in assistant.documents()}
+    for name, _ in files:
+        row = rows[name]
+        pages = f", {row['pages']} pages" if row["pages"] else ""
+        print(f"added {name}: “{row['title']}” ({row['format']}{pages}, {row['chunks']} chunks)")
+    if stats is not None:
+        print(f"index updated: {stats.chunks} chunks ({stats.embedded} embedded) in {stats.seconds:.1f} s")
+    return 0
+
+
+def cmd_remove(args) -> int:
+    assistant = load_assistant(args)
+    stats = assistant.remove_document(args.document)
+    print(f"removed {args.document}" + (f"; index updated: {stats.chunks} chunks" if stats else ""))
+    return 0
+
+
+def cmd_docs(args) -> int:
+    assistant = load_assistant(args, quiet=args.json)
+    rows = assistant.documents()
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    for row in rows:
+        pages = f"{row['pages']} pages" if row["pages"] else "no pages"
+        added = f"added {row['added']}" if row["source"] == "added" else "in seeds/"
+        print(f"{row['path']}\n    {row['title']}\n    {row['format']}, {pages}, {row['chunks']} chunks, {added}")
+    return 0
+
+
 def cmd_ask(args) -> int:
     from .pipeline import check_question
 
@@ -136,7 +194,8 @@ def cmd_ask(args) -> int:
     if answer.short_answer is not None:
         print(f"short answer: {answer.short_answer.text}")
     for c in answer.citations:
-        print(f"\n[{c.n}] {c.title} — {c.section}\n    {c.id}\n    “{c.quote}”")
+        where = f"{c.section}, {c.page_label}" if c.page_label else c.section
+        print(f"\n[{c.n}] {c.title} — {where}\n    {c.id}\n    “{c.quote}”")
     print(f"\nconfidence: {answer.confidence:.2f}")
     return 0
 
@@ -149,7 +208,8 @@ def cmd_cite(args) -> int:
         return 0
     if citation.stale:
         print(f"stale: {args.citation_id} no longer matches its document; nearest current passage:")
-    print(f"{citation.title} — {citation.section}\n{citation.id}\n")
+    where = f"{citation.section}, {citation.page_label}" if citation.page_label else citation.section
+    print(f"{citation.title} — {where}\n{citation.id}\n")
     print(mark_quote(citation))
     return 0
 
@@ -175,4 +235,4 @@ def cmd_serve(args) -> int:
     return serve(args)
 
 
-COMMANDS = {"build": cmd_build, "ask": cmd_ask, "cite": cmd_cite, "eval": cmd_eval, "serve": cmd_serve}
+COMMANDS = {"build": cmd_build, "add": cmd_add, "remove": cmd_remove, "docs": cmd_docs, "ask": cmd_ask, "cite": cmd_cite, "eval": cmd_eval, "serve": cmd_serve}

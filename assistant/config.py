@@ -25,8 +25,9 @@ class Settings:
     max_chunk_tokens: int = 254
     overlap_sentences: int = 1
 
-    # Ingestion.
+    # Ingestion: a text file's cap, and a PDF or Word file's (ingest/formats.py).
     max_file_bytes: int = 5_000_000
+    max_binary_bytes: int = 50_000_000
     max_question_chars: int = 1_000
 
     # Retrieval.
@@ -86,6 +87,17 @@ class Settings:
     query_adapter: object = field(default=None, compare=False, hash=False, repr=False)
     adapter_l2: float = 0.01
     adapter_temperature: float = 0.05
+
+    @property
+    def library_dir(self) -> Path:
+        """The managed folder of documents added with `assistant add` or an upload
+        (ingest/library.py), kept with the index, never in the seeds folder."""
+        return Path(self.index_dir) / "library"
+
+    @property
+    def extracted_dir(self) -> Path:
+        """Text extracted from PDF, Word and HTML files, by the file's sha256 (JSON)."""
+        return Path(self.index_dir) / "extracted"
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **changes)

@@ -24,7 +24,8 @@ from .config import Settings, load_settings
 from .embed import adapter
 from .embed.base import Embedder, bundled_model_dir
 from .embed.sbert import SentenceTransformerEmbedder
-from .errors import CitationNotFoundError, UsageError
+from .errors import CitationNotFoundError, DocumentError, UsageError
+from .ingest import library
 from .ingest.documents import Document, decode_bytes
 from .search.aliases import NAMES, WRITTEN
 from .search.query import Query, make_query, pooled_without, relation_pieces
@@ -40,7 +41,7 @@ from .text.terms import words
 __all__ = [
     "DEFAULT_WEIGHTS", "NOT_IN_DOCUMENTS", "Answer", "Assistant", "BuildStats", "Citation", "Hit",
     "Query", "answer_text", "bundled_model_dir", "check_question", "check_turns", "decode_bytes",
-    "feature_matrix", "type_gate",
+    "feature_matrix", "prepare_files", "type_gate",
 ]  # fmt: skip
 
 _CITATION_ID = re.compile(r"^(?P<doc>.+):(?P<start>\d+)-(?P<end>\d+)(?:#(?P<hash>[0-9a-f]{6}))?$")
@@ -129,7 +130,10 @@ class Assistant:
                                 own_vector=None if query.own_vector is None
                                 else adapter.apply(matrix, query.own_vector[None])[0])  # fmt: skip
             hits = retrieve(state.index, query, mode=mode, k=k, settings=self.settings)
-            answers.append(compose_answer(state.index, query, hits, state.texts, self.settings))
+            answer = compose_answer(state.index, query, hits, state.texts, self.settings)
+            answer.citations = [_paged(c, state.documents) for c in answer.citations]
+            answer.closest = [_paged(c, state.documents) for c in answer.closest]
+            answers.append(answer)
         return answers
 
     def queries(self, questions: Sequence[str], histories: Sequence[Sequence[str]] | None = None,
@@ -193,6 +197,66 @@ class Assistant:
             raise UsageError(f"mode must be one of: {', '.join(MODES)}")
         return k, mode
 
+    def add_documents(self, files: Sequence[tuple[str, bytes]], *, title: str = "",
+                      progress=None) -> BuildStats | None:  # fmt: skip
+        """Add files (name, bytes) to the managed library and index them: only their
+        chunks are embedded, and the new index is swapped in whole. All or nothing:
+        DocumentError for the first file that cannot be added (its type, size, name or
+        content), before anything is written; a failed build puts the library back."""
+        settings = self.settings
+        prepared = [f if isinstance(f, library.NewDocument) else None for f in files]
+        if None in prepared:
+            prepared = prepare_files(files, settings, title=title)
+        with library.locked(settings.library_dir):
+            before = library.add(settings.library_dir, prepared, taken=self._seeds_names())
+            try:
+                stats = self.refresh(progress=progress)
+                missing = [d.name for d in prepared if d.name not in self._state.documents]
+                if missing:
+                    reason = next((w for w in self.warnings if missing[0] in w), "it holds no text")
+                    raise DocumentError(f"{missing[0]} was not added: {reason}")
+            except BaseException:
+                library.restore(settings.library_dir, before)
+                if any(d.name in self._state.documents for d in prepared):
+                    self.refresh()
+                raise
+        return stats
+
+    def remove_document(self, name: str, *, progress=None) -> BuildStats | None:
+        """Take an added document out of the library and the index."""
+        name = (name or "").strip()
+        if name in self._seeds_names():
+            raise DocumentError(f"{name} is in the seeds folder ({self.settings.seeds_dir}): "
+                                "delete the file there to remove it")  # fmt: skip
+        settings = self.settings
+        with library.locked(settings.library_dir):
+            before = library.remove(settings.library_dir, name)
+            try:
+                stats = self.refresh(progress=progress)
+            except BaseException:
+                library.restore(settings.library_dir, before)
+                raise
+            library.collect(settings.library_dir)
+        return stats
+
+    def documents(self) -> list[dict]:
+        """One row per document: path (the name citations use), title, format, pages,
+        chunks, where it came from and when it was added."""
+        state = self._state
+        entries, _ = library.read_entries(self.settings.library_dir)
+        chunks: dict[str, int] = {}
+        for chunk in state.index.chunks:
+            chunks[chunk.doc] = chunks.get(chunk.doc, 0) + 1
+        return [{"path": d.path, "title": d.title, "format": d.format,
+                 "pages": len(d.pages) or None, "chunks": chunks.get(d.path, 0),
+                 "source": "added" if d.path in entries else "seeds",
+                 "added": entries.get(d.path, {}).get("added", "")}
+                for d in state.documents.values()]  # fmt: skip
+
+    def _seeds_names(self) -> set[str]:
+        entries, _ = library.read_entries(self.settings.library_dir)
+        return {path for path in self._state.documents if path not in entries}
+
     def cite(self, citation: str) -> Citation:
         """The passage behind a citation ID; `stale=True` with the nearest current
         passage when the document changed under it."""
@@ -239,6 +303,20 @@ def _query_encoder(embedder: Embedder):
         return with_tokens
     plain = getattr(embedder, "encode_queries", embedder.encode)
     return lambda texts: (plain(texts), [None] * len(texts))
+
+
+def prepare_files(files: Sequence[tuple[str, bytes]], settings: Settings, *, title: str = ""
+                  ) -> list[library.NewDocument]:  # fmt: skip
+    """Files (name, bytes) checked and read, ready for `Assistant.add_documents`; nothing
+    is written. DocumentError for the first that cannot be added."""
+    if not files:
+        raise UsageError("no files to add")
+    prepared = []
+    for name, data in files:
+        textual = str(name).lower().endswith((".txt", ".md", ".markdown"))
+        cap = settings.max_file_bytes if textual else settings.max_binary_bytes
+        prepared.append(library.prepare(name, data, max_bytes=cap, title=title))
+    return prepared
 
 
 def check_question(question, limit: int) -> str:
@@ -292,4 +370,12 @@ def _nearest_sentence(chunks, start: int, end: int):
 def _citation(doc: Document, chunk, start: int, end: int) -> Citation:
     quote = doc.text[start:end]
     return Citation(0, citation_id(doc.path, start, end, quote), doc.path, doc.title, chunk.section,
-                    start, end, quote, chunk.text, 1.0, chunk.id, chunk.start, chunk.end)  # fmt: skip
+                    start, end, quote, chunk.text, 1.0, chunk.id, chunk.start, chunk.end,
+                    pages=doc.page_span(start, end))  # fmt: skip
+
+
+def _paged(citation: Citation, documents: dict[str, Document]) -> Citation:
+    """The citation with the pages its quote lies on, for a document that has pages."""
+    doc = documents.get(citation.doc)
+    span = doc.page_span(citation.start, citation.end) if doc is not None else None
+    return citation if span is None else replace(citation, pages=span)

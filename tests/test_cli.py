@@ -22,7 +22,7 @@ from assistant.cli import main
 from conftest import ROOT, FakeEmbedder
 
 ANSWER_KEYS = {"question", "answer", "abstained", "confidence", "short_answer", "closest", "citations", "retrieved"}
-CITATION_KEYS = {"n", "id", "doc", "title", "section", "start", "end", "quote", "passage", "score"}
+CITATION_KEYS = {"n", "id", "doc", "title", "section", "start", "end", "quote", "passage", "score", "pages"}
 RETRIEVED_KEYS = {"id", "doc", "text", "score"}
 QUESTION = "When was the armistice signed?"
 

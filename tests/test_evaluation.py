@@ -209,7 +209,7 @@ def test_eval_json_compare_and_report(use_tiny_assistant, questions_file, tmp_pa
     assert {"id", "question", "answerable", "abstained", "confidence", "answer", "citations",
             "retrieved"} <= set(first)  # fmt: skip
     assert set(first["citations"][0]) == {"n", "id", "doc", "title", "section", "start", "end",
-                                          "quote", "passage", "score"}  # fmt: skip
+                                          "quote", "passage", "score", "pages"}  # fmt: skip
     assert set(first["retrieved"][0]) == {"id", "doc", "text", "score"}
     assert out["compare"]["mode"] == "bm25" and len(out["compare"]["results"]) == 6
     assert out["metrics"]["by_split"]["dev"]["questions"] == 4

@@ -136,7 +136,7 @@ def test_the_size_cap_applies_through_the_assistant(seeds, tmp_path, fake_embedd
     "contents",
     [
         pytest.param({}, id="empty-folder"),
-        pytest.param({"notes.pdf": b"%PDF-1.7", "image.png": b"\x89PNG"}, id="no-txt-or-md"),
+        pytest.param({"notes.pdf": b"%PDF-1.7", "image.png": b"\x89PNG"}, id="no-readable-file"),
         pytest.param({"blob.txt": bytes(range(256)) * 4}, id="only-binary"),
         pytest.param({"blank.txt": b"   \n\n\t\n", "empty.md": b""}, id="only-blank"),
         pytest.param({".hidden.txt": GOOD.encode()}, id="only-hidden"),
@@ -147,7 +147,7 @@ def test_a_seeds_folder_with_nothing_to_read_is_a_clear_error(tmp_path, fake_emb
     folder.mkdir()
     for name, data in contents.items():
         (folder / name).write_bytes(data)
-    with pytest.raises(NoDocumentsError, match=r"no readable \.txt or \.md documents in .*seeds"):
+    with pytest.raises(NoDocumentsError, match=r"no readable documents \(\.txt, \.md, \.pdf, \.docx, \.html\) in .*seeds"):
         load(folder, tmp_path, fake_embedder)
     assert fake_embedder.encoded == []  # failed before any embedding
 
@@ -164,7 +164,7 @@ def test_the_cli_reports_an_empty_seeds_folder_in_one_line(tmp_path, capsys):
     code = main(["build", "--seeds", str(tmp_path / "seeds"), "--index", str(tmp_path / "index")])
     err = capsys.readouterr().err
     assert code == 2
-    assert err.startswith("error: no readable .txt or .md documents in ")
+    assert err.startswith("error: no readable documents (.txt, .md, .pdf, .docx, .html) in ")
     assert err.count("\n") == 1 and "Traceback" not in err
 
 

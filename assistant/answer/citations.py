@@ -46,10 +46,20 @@ class Citation:
     passage_start: int = 0
     passage_end: int = 0
     stale: bool = False
+    pages: tuple[int, int] | None = None  # first and last page of the quote (PDF only)
+
+    @property
+    def page_label(self) -> str:
+        """"p. 3", "pp. 3–4", or "" for a document without pages."""
+        if self.pages is None:
+            return ""
+        first, last = self.pages
+        return f"p. {first}" if first == last else f"pp. {first}–{last}"
 
     def to_dict(self) -> dict:
         keys = ("n", "id", "doc", "title", "section", "start", "end", "quote", "passage", "score")
-        return {k: getattr(self, k) for k in keys}
+        return {**{k: getattr(self, k) for k in keys},
+                "pages": None if self.pages is None else list(self.pages)}  # fmt: skip
 
     def lookup_dict(self) -> dict:
         """The JSON of `assistant cite --json` and the /cite API: with staleness and the
@@ -85,7 +95,7 @@ class Answer:
             "abstained": self.abstained,
             "confidence": round(self.confidence, 4),
             "short_answer": None if self.short_answer is None else self.short_answer.to_dict(),
-            "closest": [{k: c.to_dict()[k] for k in ("id", "doc", "title", "section", "start", "end")}
+            "closest": [{k: c.to_dict()[k] for k in ("id", "doc", "title", "section", "start", "end", "pages")}
                         for c in self.closest],
             "citations": [c.to_dict() for c in self.citations],
             "retrieved": [

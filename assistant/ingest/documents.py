@@ -8,7 +8,9 @@ Does not split sentences or make chunks (see chunking.py).
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import json
 import os
 import re
 import stat
@@ -16,9 +18,14 @@ import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import NoDocumentsError
+from ..errors import DocumentError, NoDocumentsError
+from ..files import write_atomically
+from .formats import FORMATS, Extracted, decode_bytes, extract  # decode_bytes: for callers here
 
-SUFFIXES = (".txt", ".md")
+SUFFIXES = (".txt", ".md")  # read as text, as they are
+READABLE = tuple(FORMATS)  # and .pdf, .docx, .html, .htm through ingest/formats.py
+MAX_BINARY_BYTES = 50_000_000  # a PDF or Word file (text files: Settings.max_file_bytes)
+EXTRACTOR_VERSION = 1  # of formats.extract's output: a change re-extracts cached files
 # Titles set beside the documents, for files whose first line is not one (docs/documents.md):
 #   ["report.txt"]
 #   title = "The Armistice Negotiations"
@@ -62,36 +69,21 @@ class Document:
     sha256: str  # of the file's bytes
     encoding: str
     paragraphs: tuple[Paragraph, ...]
+    format: str = "text"  # pdf | docx | html | markdown | text (ingest/formats.py)
+    pages: tuple[int, ...] = ()  # PDF: the offset in `text` where each page begins
+
+    def page_span(self, start: int, end: int) -> tuple[int, int] | None:
+        """The first and last page (from 1) that text[start:end] lies on; None when the
+        document has no pages (every format but PDF)."""
+        if not self.pages:
+            return None
+        first = bisect.bisect_right(self.pages, start)
+        last = bisect.bisect_right(self.pages, max(start, end - 1))
+        return first, last
 
     @property
     def sections(self) -> list[str]:
         return list(dict.fromkeys(p.section for p in self.paragraphs))
-
-
-def decode_bytes(data: bytes) -> tuple[str, str] | None:
-    """Decode a file's bytes: UTF-8 first, else by detection. None for binary data."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        text, encoding = data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        from charset_normalizer import from_bytes
-
-        matches = from_bytes(data)
-        best = matches.best()
-        if best is None:
-            return None
-        # Short Western texts fit many single-byte code pages equally well and the
-        # detector's pick among them is arbitrary (cp1250 reads Latin-1 "à" as "ŕ"):
-        # prefer cp1252, the superset of Latin-1, whenever it fits as well as the best.
-        best = next((m for m in matches if m.encoding == "cp1252" and m.chaos <= best.chaos), best)
-        text, encoding = str(best), best.encoding
-        if text.startswith("\ufeff"):
-            text = text[1:]
-    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\t\n\r\f")
-    if "\x00" in text or controls > max(2, len(text) // 100):
-        return None
-    return text, encoding
 
 
 def repair_mojibake(text: str) -> tuple[str, list[int]]:
@@ -229,9 +221,13 @@ def _make_paragraph(section: str, line: str, start: int) -> Paragraph:
     )
 
 
-def load_documents(seeds_dir: Path, *, max_file_bytes: int) -> tuple[list[Document], list[str]]:
-    """Every .txt/.md file under seeds_dir, and one warning per file skipped; titles set
-    in its metadata.toml replace the documents' own (`read_titles`).
+def load_documents(seeds_dir: Path, *, max_file_bytes: int, library_dir: Path | None = None,
+                   cache_dir: Path | None = None, max_binary_bytes: int = MAX_BINARY_BYTES,
+                   ) -> tuple[list[Document], list[str]]:  # fmt: skip
+    """Every document under seeds_dir (.txt, .md, .pdf, .docx, .html) and, when given,
+    in the managed `library_dir` (files added with `assistant add`), and one warning per
+    file skipped. Titles set in the seeds' metadata.toml or when a file was added
+    replace the documents' own (`read_titles`); extracted text is kept in cache_dir.
 
     Symlinks that resolve outside the folder are not followed; anything that is not a
     regular file (FIFO, device, dangling symlink) or cannot be read is skipped.
@@ -240,55 +236,105 @@ def load_documents(seeds_dir: Path, *, max_file_bytes: int) -> tuple[list[Docume
     seeds_dir = Path(seeds_dir)
     if not seeds_dir.is_dir():
         raise NoDocumentsError(f"seeds folder not found: {seeds_dir}")
-    root = seeds_dir.resolve()
     documents, warnings = [], []
+    limits = (max_file_bytes, max_binary_bytes)
     for path in sorted(_walk(seeds_dir)):
         rel = path.relative_to(seeds_dir).as_posix()
-        try:
-            if path.is_symlink() and not path.resolve().is_relative_to(root):
-                warnings.append(f"skipped {rel}: symlink leaves the seeds folder")
-                continue
-            info = path.stat()  # of what a symlink points to
-        except (OSError, RuntimeError) as exc:  # dangling symlink; a loop (RuntimeError before 3.13)
-            reason = exc.strerror if isinstance(exc, OSError) else "symlink loop"
-            warnings.append(f"skipped {rel}: cannot read it ({reason})")
-            continue
-        if not stat.S_ISREG(info.st_mode):  # reading a FIFO would wait forever
-            warnings.append(f"skipped {rel}: not a regular file")
-            continue
-        size = info.st_size
-        if size > max_file_bytes:
-            warnings.append(f"skipped {rel}: {size} bytes is over the {max_file_bytes}-byte cap")
-            continue
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            warnings.append(f"skipped {rel}: cannot read it ({exc.strerror})")
-            continue
-        decoded = decode_bytes(data)
-        if decoded is None:
-            warnings.append(f"skipped {rel}: not a text file (binary or undetectable encoding)")
-            continue
-        text, encoding = decoded
-        doc = parse_document(rel, text, hashlib.sha256(data).hexdigest(), encoding)
-        if not doc.paragraphs:
-            warnings.append(f"skipped {rel}: no text")
-            continue
-        documents.append(doc)
+        read = _read_file(path, rel, seeds_dir.resolve(), limits, cache_dir)
+        (documents if isinstance(read, Document) else warnings).append(read)
     titles, title_warnings = read_titles(seeds_dir)
     warnings += title_warnings
     known = {d.path for d in documents}
     warnings += [f"{METADATA_FILE} names {name!r}, which is not a document here" for name in titles
                  if name not in known]  # fmt: skip
+    if library_dir is not None and Path(library_dir).is_dir():
+        from .library import read_entries
+
+        entries, entry_warnings = read_entries(Path(library_dir))
+        warnings += entry_warnings
+        for name, entry in sorted(entries.items()):
+            if name in known:
+                warnings.append(f"skipped added document {name}: seeds/ has a document of that name")
+                continue
+            read = _read_file(Path(library_dir) / name, name, Path(library_dir).resolve(), limits, cache_dir)
+            if isinstance(read, str):
+                warnings.append(read)
+                continue
+            documents.append(read)
+            if entry.get("title"):
+                titles[name] = entry["title"]
     documents = [replace(d, title=titles[d.path]) if d.path in titles else d for d in documents]
     if not documents:
-        raise NoDocumentsError(f"no readable .txt or .md documents in {seeds_dir}")
+        raise NoDocumentsError(f"no readable documents (.txt, .md, .pdf, .docx, .html) in {seeds_dir}")
     return documents, warnings
+
+
+def _read_file(path: Path, rel: str, root: Path, limits: tuple[int, int], cache_dir: Path | None
+               ) -> Document | str:  # fmt: skip
+    """The document in the file, or a one-line warning saying why it is skipped."""
+    try:
+        if path.is_symlink() and not path.resolve().is_relative_to(root):
+            return f"skipped {rel}: symlink leaves the seeds folder"
+        info = path.stat()  # of what a symlink points to
+    except (OSError, RuntimeError) as exc:  # dangling symlink; a loop (RuntimeError before 3.13)
+        reason = exc.strerror if isinstance(exc, OSError) else "symlink loop"
+        return f"skipped {rel}: cannot read it ({reason})"
+    if not stat.S_ISREG(info.st_mode):  # reading a FIFO would wait forever
+        return f"skipped {rel}: not a regular file"
+    textual = path.suffix.lower() in SUFFIXES
+    cap = limits[0] if textual else limits[1]
+    if info.st_size > cap:
+        return f"skipped {rel}: {info.st_size} bytes is over the {cap}-byte cap"
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"skipped {rel}: cannot read it ({exc.strerror})"
+    sha256 = hashlib.sha256(data).hexdigest()
+    if textual:
+        decoded = decode_bytes(data)
+        if decoded is None:
+            return f"skipped {rel}: not a text file (binary or undetectable encoding)"
+        doc = parse_document(rel, decoded[0], sha256, decoded[1])
+        doc = replace(doc, format="markdown" if path.suffix.lower() == ".md" else "text")
+    else:
+        try:
+            extracted = _extracted(rel, data, sha256, cache_dir)
+        except DocumentError as exc:
+            return f"skipped {rel}: {str(exc).removeprefix(rel + ': ')}"
+        doc = parse_document(rel, extracted.text, sha256, extracted.encoding)
+        doc = replace(doc, format=extracted.format, pages=extracted.pages,
+                      title=extracted.title or doc.title)  # fmt: skip
+    if not doc.paragraphs:
+        return f"skipped {rel}: no text"
+    return doc
+
+
+def _extracted(name: str, data: bytes, sha256: str, cache_dir: Path | None) -> Extracted:
+    """formats.extract, or what it gave before for the same bytes (kept as JSON)."""
+    cached = Path(cache_dir) / f"{sha256}.json" if cache_dir is not None else None
+    if cached is not None:
+        try:
+            record = json.loads(cached.read_text(encoding="utf-8"))
+            if record.pop("extractor") == EXTRACTOR_VERSION:
+                return Extracted(record["format"], record["text"], record["title"],
+                                 tuple(record["pages"]), record["encoding"])  # fmt: skip
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
+    extracted = extract(name, data)
+    if cached is not None:
+        record = {"extractor": EXTRACTOR_VERSION, "format": extracted.format, "text": extracted.text,
+                  "title": extracted.title, "pages": list(extracted.pages), "encoding": extracted.encoding}
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(cached, json.dumps(record, ensure_ascii=False).encode("utf-8"))
+        except OSError:
+            pass  # a cache that cannot be written costs time, nothing else
+    return extracted
 
 
 def _walk(seeds_dir: Path):
     for dirpath, dirnames, filenames in os.walk(seeds_dir, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
-            if name.lower().endswith(SUFFIXES) and not name.startswith("."):
+            if name.lower().endswith(READABLE) and not name.startswith("."):
                 yield Path(dirpath) / name

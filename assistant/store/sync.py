@@ -29,7 +29,10 @@ def sync_index(settings: Settings, embedder: Embedder, *, current: Index | None 
     """
     if Path(settings.index_dir).exists() and not Path(settings.index_dir).is_dir():
         raise IndexLoadError(f"index path {settings.index_dir} is not a folder")
-    documents, warnings = load_documents(settings.seeds_dir, max_file_bytes=settings.max_file_bytes)
+    documents, warnings = load_documents(
+        settings.seeds_dir, max_file_bytes=settings.max_file_bytes, library_dir=settings.library_dir,
+        cache_dir=settings.extracted_dir, max_binary_bytes=settings.max_binary_bytes,
+    )  # fmt: skip
     index = current
     if index is None and not rebuild:
         try:
