@@ -315,7 +315,7 @@ def test_the_page_has_exactly_two_public_api_endpoints_and_the_evaluation_tab(sl
     names = {fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public"}
     assert names == {"ask", "cite"}  # nothing else (the evaluation run above all) is public
     labels = {block.label for block in demo.blocks.values() if isinstance(block, gr.Tab)}
-    assert labels == {"Ask", "Citation lookup", "Evaluation"}
+    assert labels == {"Ask", "Citation lookup", "Documents", "Evaluation"}
 
 
 def test_exports_are_named_by_content_and_old_ones_pruned(tmp_path):

@@ -254,3 +254,49 @@ def test_the_evaluation_tab_fits_1280_px(browser, real_server_url, tmp_path):
             assert box["height"] < 60, name  # one line, not a word broken over four
     finally:
         context.close()
+
+
+def test_upload_a_pdf_ask_it_see_the_page_and_remove_it(page, tmp_path):
+    from assistant.web.documents_tab import Uploads
+    from pdf_maker import make_pdf
+    from test_library import long_report
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "plain.txt").write_text("Plain\n\nTalks\nTalks began at Kaesong in 1951.\n", encoding="utf-8")
+    assistant = Assistant.load(seeds, tmp_path / "index", settings=Settings(abstain_below=0.0),
+                               embedder=FakeEmbedder())  # fmt: skip
+    (tmp_path / "upload").mkdir()
+    pdf = make_pdf(long_report(), tmp_path / "upload" / "neutral.pdf")
+    token = "a-token-for-this-test"
+    question = "Who guarded the camps in the demilitarized zone?"
+    with serve_in_thread(create_server_app(assistant, uploads=Uploads(True, token))) as url:
+        page.goto(url)
+        page.get_by_role("tab", name="Documents").click()
+        table = page.locator("#documents-table")
+        expect(table).to_contain_text("plain.txt")
+        page.locator("#upload-files input[type=file]").set_input_files(str(pdf))
+        expect(page.locator("#upload-files")).to_contain_text("neutral.pdf", timeout=20_000)
+        page.fill("#upload-token input", "wrong")
+        page.click("#add-documents")
+        expect(page.locator("#documents-status")).to_contain_text("Not added. the upload token is missing or wrong",
+                                                                  timeout=20_000)  # fmt: skip
+        page.fill("#upload-token input", token)
+        page.click("#add-documents")
+        expect(page.locator("#documents-status")).to_contain_text("Added neutral.pdf", timeout=60_000)
+        expect(table).to_contain_text("Report on the Neutral Commission")
+
+        page.get_by_role("tab", name="Ask").click()  # answerable at once, cited to its page
+        ask(page, question)
+        expect(page.locator("#sources")).to_contain_text("Report on the Neutral Commission")
+        expect(page.locator("#sources")).to_contain_text(re.compile(r"Custody · p\. \d"))
+
+        page.get_by_role("tab", name="Documents").click()
+        page.locator("#remove-pick input").click()
+        page.get_by_role("option", name="neutral.pdf").click()
+        page.click("#remove-document")
+        expect(page.locator("#documents-status")).to_contain_text("Removed neutral.pdf", timeout=60_000)
+        expect(table).not_to_contain_text("neutral.pdf")
+        page.get_by_role("tab", name="Ask").click()
+        ask(page, question)
+        expect(page.locator("#sources")).not_to_contain_text("Neutral Commission")

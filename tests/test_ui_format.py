@@ -77,3 +77,20 @@ def test_an_abstention_links_nothing():
 def test_bare_addresses_are_not_left_for_a_renderer_to_link(text, escaped):
     """Issue 18, item 3: GFM renderers (the chat's) link bare URLs, www. and e-mails."""
     assert escape_markdown(text, one_line=True) == escaped
+
+
+def test_a_pdf_citation_shows_its_page_everywhere_and_others_show_none():
+    from dataclasses import replace
+
+    from assistant.web.formatting import export_markdown, format_lookup
+
+    paged = replace(citation(1, "The custodial force guarded the camps.", doc="r.pdf"), pages=(3, 4))
+    plain = citation(2, "Talks began at Kaesong.")
+    shown = answer([("The custodial force guarded the camps.", [1]), ("Talks began at Kaesong.", [2])],
+                   paged, plain)  # fmt: skip
+    message = format_answer_message(shown)
+    assert "Section · pp. 3–4" in message and "Section · p." not in message.split("pp. 3–4")[1]
+    assert "Section · pp. 3–4" in source_cards(shown)[0].header and "· p" not in source_cards(shown)[1].header
+    assert "- Page: pp. 3–4" in export_markdown(shown) and export_markdown(shown).count("- Page:") == 1
+    assert "Section · pp. 3–4" in format_lookup(paged.id, replace(paged, pages=(3, 4)))
+    assert replace(paged, pages=(5, 5)).page_label == "p. 5" and plain.page_label == ""

@@ -1,7 +1,7 @@
 """The web UI: a Gradio 6 page over the Assistant.
 
 `build_app` lays out the page (chat with cited answers, sources, citation lookup,
-settings, export) and the named API endpoints `/ask` and `/cite`; the handlers
+settings, export, the documents) and the named API endpoints `/ask` and `/cite`; the handlers
 are plain functions in handlers.py. Concurrent `/ask` requests are answered in
 batches, one encode call each (batching.py); the page's own questions are
 answered one by one. serve.py mounts the page in FastAPI and runs it. Does not
@@ -27,6 +27,7 @@ from . import batching, conversations
 from .handlers import (
     api_ask, api_ask_batch, api_cite, chat_turn, lookup, lookup_from_url, user_errors, write_export,
 )  # fmt: skip
+from .documents_tab import Uploads, build_documents_tab
 from .formatting import ANSWER_LABEL, QUOTE_LABEL
 from .server import AssistantSlot, as_slot
 
@@ -75,8 +76,9 @@ CSS = """
 
 
 def build_app(source: Assistant | AssistantSlot | Callable[[], Assistant], *,
-              max_batch: int = MAX_BATCH) -> gr.Blocks:  # fmt: skip
+              max_batch: int = MAX_BATCH, uploads: Uploads = Uploads()) -> gr.Blocks:  # fmt: skip
     """The whole page and its API. `source` may still be loading (an AssistantSlot).
+    `uploads`: whether the Documents tab may add and remove documents, and its token.
 
     `max_batch` 1 answers `/ask` requests one at a time (as before batching: for
     comparison, and the fallback should this Gradio lack what batching needs).
@@ -151,6 +153,10 @@ def build_app(source: Assistant | AssistantSlot | Callable[[], Assistant], *,
                                                     color_map=HIGHLIGHT_COLORS,
                                                     show_inline_category=False, elem_id="lookup-passage",
                                                     elem_classes="passage")  # fmt: skip
+            with gr.Tab("Documents", id="documents") as documents_tab:
+                documents = build_documents_tab(slot, uploads)
+            show, shown_outputs = documents["show"]
+            documents_tab.select(show, None, shown_outputs, api_visibility="private")
             # The evaluation tab is another module's; omitted until that module exists.
             if importlib.util.find_spec(f"{__package__}.evaluation_tab") is not None:
                 with gr.Tab("Evaluation", id="evaluation"):

@@ -64,11 +64,17 @@ class SourceCard:
     scores: str = ""  # the numbers behind "why", one click away
 
 
+def where(citation: Citation) -> str:
+    """The citation's section, and its page for a PDF: "Custody · p. 3" (Markdown)."""
+    section = escape_markdown(citation.section, one_line=True)
+    return f"{section} · {citation.page_label}" if citation.page_label else section
+
+
 def format_answer_message(answer: Answer) -> str:
     """The assistant's chat message: the answer with [n] markers, or a clear abstention."""
     if answer.abstained:
         closest = "".join(
-            f"\n> - [{escape_markdown(c.title, one_line=True)} — {escape_markdown(c.section, one_line=True)}]"
+            f"\n> - [{escape_markdown(c.title, one_line=True)} — {where(c)}]"
             f"({cite_link(c.id)}) · {code_span(c.id)}" for c in answer.closest)  # fmt: skip
         if closest:
             closest = "\n>\n> The closest passages, for you to check (not an answer):" + closest
@@ -78,7 +84,7 @@ def format_answer_message(answer: Answer) -> str:
         )
     sources = "  \n".join(
         f"[\\[{c.n}\\]]({cite_link(c.id)}) {escape_markdown(c.title, one_line=True)} — "
-        f"{escape_markdown(c.section, one_line=True)} · {code_span(c.id)}"
+        f"{where(c)} · {code_span(c.id)}"
         for c in answer.citations
     )
     ids = {c.n: c.id for c in answer.citations}
@@ -175,7 +181,7 @@ def source_cards(answer: Answer) -> list[SourceCard]:
         hit, folded_into = find_hit(answer, c)
         header = (
             f"**\\[{c.n}\\] {escape_markdown(c.title, one_line=True)}** — "
-            f"{escape_markdown(c.section, one_line=True)}  \n"
+            f"{where(c)}  \n"
             f"{code_span(c.id)} · characters {c.start}–{c.end} · "
             f"[link to this citation]({cite_link(c.id)})"
         )
@@ -209,7 +215,7 @@ def export_markdown(answer: Answer) -> str:
         out += ["**Not in the documents.** Nothing is cited.", ""]
         if answer.closest:
             out += ["The closest passages, for you to check (not an answer):", ""]
-            out += [f"- {escape_markdown(c.title, one_line=True)} — {escape_markdown(c.section, one_line=True)}: "
+            out += [f"- {escape_markdown(c.title, one_line=True)} — {where(c)}: "
                     f"`{c.id}`" for c in answer.closest] + [""]  # fmt: skip
     else:
         if answer.short_answer is not None:
@@ -227,6 +233,7 @@ def export_markdown(answer: Answer) -> str:
             f"- Document: {escape_markdown(c.title, one_line=True)} "
             f"({escape_markdown(c.doc, one_line=True)})",
             f"- Section: {escape_markdown(c.section, one_line=True)}",
+            *([f"- Page: {c.page_label}"] if c.page_label else []),
             f"- Span: characters {c.start}–{c.end}",
             f"- Citation ID: {code_span(c.id)}",
             "",
@@ -246,7 +253,7 @@ def format_lookup(requested: str, citation: Citation) -> str:
         lines.append("")
     lines.append(
         f"**{escape_markdown(citation.title, one_line=True)}** — "
-        f"{escape_markdown(citation.section, one_line=True)}  \n"
+        f"{where(citation)}  \n"
         f"{code_span(citation.id)} · characters "
         f"{citation.start}–{citation.end} · [link to this citation]({cite_link(citation.id)})"
     )

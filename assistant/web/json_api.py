@@ -59,6 +59,8 @@ class CitationOut(BaseModel):
     quote: str = Field(description="the document's characters start..end, verbatim")
     passage: str
     score: float
+    pages: list[int] | None = Field(description="[first, last] page of the quote in a PDF; null for "
+                                    "documents without pages")  # fmt: skip
 
 
 class Closest(BaseModel):
@@ -68,6 +70,7 @@ class Closest(BaseModel):
     section: str
     start: int
     end: int
+    pages: list[int] | None
 
 
 class Retrieved(BaseModel):

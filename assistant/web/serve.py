@@ -6,6 +6,7 @@ Does not lay out the page (app.py) or answer anything itself.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -16,9 +17,11 @@ from fastapi import Request  # module level: FastAPI reads the routes' annotatio
 from fastapi.responses import JSONResponse
 
 from ..config import load_settings
+from ..errors import UsageError
 from ..loading import load_assistant, prepare_question_encoder
 from ..pipeline import Assistant
 from .app import CSS, MAX_BATCH, build_app
+from .documents_tab import UPLOAD_TOKEN_VARIABLE, Uploads
 from .handlers import api_ask
 from .json_api import add_json_api, error_response
 from .server import (
@@ -29,6 +32,23 @@ from .server import (
 # Request bodies past this are refused (413) before Gradio parses and keeps them: a
 # question is at most 1,000 characters; the page also sends its chat (~1 KB a turn).
 MAX_REQUEST_BYTES = 256 * 1024
+UPLOAD_ROUTE = "/gradio_api/upload"
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def upload_policy(args, environ=os.environ) -> Uploads:
+    """`--allow-uploads`, with the token in ASSISTANT_UPLOAD_TOKEN (an environment
+    variable, not an argument other users of the machine could read in `ps`). A server
+    reachable by others (any host but loopback) needs the token: UsageError without."""
+    if not getattr(args, "allow_uploads", False):
+        return Uploads()
+    token = environ.get(UPLOAD_TOKEN_VARIABLE) or None
+    if token is None and args.host not in LOOPBACK:
+        raise UsageError(f"--allow-uploads on {args.host}, which others can reach, needs a token: "
+                         f"set {UPLOAD_TOKEN_VARIABLE}")  # fmt: skip
+    if token is not None and len(token) < 12:
+        raise UsageError(f"{UPLOAD_TOKEN_VARIABLE} is too short to guard uploads (12 characters at least)")
+    return Uploads(True, token)
 
 
 def package_version() -> str:
@@ -41,8 +61,9 @@ def package_version() -> str:
 
 
 def create_server_app(source: Assistant | AssistantSlot, *, blocked: Sequence[str] = (),
-                      max_batch: int = MAX_BATCH):  # fmt: skip
-    """FastAPI with /healthz, /readyz and the Gradio page mounted at /."""
+                      max_batch: int = MAX_BATCH, uploads: Uploads = Uploads()):  # fmt: skip
+    """FastAPI with /healthz, /readyz and the Gradio page mounted at /. With uploads
+    allowed, Gradio's upload route takes files up to the settings' size cap."""
     from fastapi import FastAPI
     from starlette.concurrency import run_in_threadpool
 
@@ -51,7 +72,9 @@ def create_server_app(source: Assistant | AssistantSlot, *, blocked: Sequence[st
     # Gradio page has its own ("Use via API" in its footer).
     app = FastAPI(title="Korea talks assistant", version=package_version(), docs_url=None,
                   redoc_url=None, openapi_url="/api/openapi.json")  # fmt: skip
-    app.add_middleware(RequestSizeLimit, max_bytes=MAX_REQUEST_BYTES)
+    upload_cap = max(slot.settings.max_binary_bytes, slot.settings.max_file_bytes) + 64 * 1024
+    app.add_middleware(RequestSizeLimit, max_bytes=MAX_REQUEST_BYTES,
+                       larger={UPLOAD_ROUTE: upload_cap} if uploads.allowed else None)  # fmt: skip
     app.add_middleware(SecurityHeaders)  # outermost: refusals get the headers too
 
     @app.get("/healthz")
@@ -87,7 +110,7 @@ def create_server_app(source: Assistant | AssistantSlot, *, blocked: Sequence[st
             return error_response(exc)
 
     blocked = list(blocked) or protected_paths(slot.settings)
-    demo = build_app(slot, max_batch=max_batch)
+    demo = build_app(slot, max_batch=max_batch, uploads=uploads)
     # Gradio checks that a file input was uploaded (not any server path a client names)
     # only once `has_launched`, which launch() sets and mount_gradio_app does not: without
     # this it copies the named file into its cache and hands that to the handler.
@@ -95,16 +118,17 @@ def create_server_app(source: Assistant | AssistantSlot, *, blocked: Sequence[st
     return gr.mount_gradio_app(
         app, demo, path="/", show_error=False, allowed_paths=[],
         blocked_paths=blocked, footer_links=["api", "settings"], run_history=False, ssr_mode=False,
-        mcp_server=False, css=CSS,
+        mcp_server=False, css=CSS, max_file_size=upload_cap if uploads.allowed else MAX_REQUEST_BYTES,
     )  # fmt: skip
 
 
 def serve(args) -> int:
     """`assistant serve`: start listening, load or update the index in the background."""
     settings = load_settings().with_(seeds_dir=Path(args.seeds), index_dir=Path(args.index))
+    uploads = upload_policy(args)
     slot = AssistantSlot(settings=settings)
     app = create_server_app(slot, blocked=protected_paths(settings),
-                            max_batch=args.max_batch or MAX_BATCH)  # fmt: skip
+                            max_batch=args.max_batch or MAX_BATCH, uploads=uploads)  # fmt: skip
     server, sock = make_server(app, args.host, args.port)
 
     def say(line: str) -> None:
@@ -129,6 +153,9 @@ def serve(args) -> int:
             watch_documents(done, stop=stop_watching, on_refresh=say)
 
     say(f"listening on http://{args.host}:{args.port}/ (/readyz answers 200 once ready)")
+    if uploads.allowed:
+        say("uploads are on: the Documents tab adds and removes documents"
+            + (f" (with the token in {UPLOAD_TOKEN_VARIABLE})" if uploads.token else " (no token: loopback only)"))
     slot.load_in_background(load, on_done=loaded)
     try:
         server.run(sockets=[sock])

@@ -87,8 +87,11 @@ def watch_documents(slot: AssistantSlot, *, stop: threading.Event, debounce_ms: 
     def run() -> None:
         import watchfiles
 
-        folder = Path(slot.settings.seeds_dir)
-        for _changes in watchfiles.watch(folder, stop_event=stop, debounce=debounce_ms, rust_timeout=500,
+        folders = [Path(slot.settings.seeds_dir), Path(slot.settings.library_dir)]
+        with contextlib.suppress(OSError):  # documents added later land here
+            folders[1].mkdir(parents=True, exist_ok=True)
+        folders = [f for f in folders if f.is_dir()]
+        for _changes in watchfiles.watch(*folders, stop_event=stop, debounce=debounce_ms, rust_timeout=500,
                                          yield_on_timeout=False, raise_interrupt=False):  # fmt: skip
             if not slot.ready:
                 continue
@@ -161,8 +164,8 @@ class RequestSizeLimit:
     given up front) are refused with 411. Does not look at responses.
     """
 
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, larger: dict[str, int] | None = None):
+        self.app, self.max_bytes, self.larger = app, max_bytes, larger or {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
@@ -170,11 +173,12 @@ class RequestSizeLimit:
 
             headers = dict(scope["headers"])
             length = headers.get(b"content-length", b"0")
+            limit = self.larger.get(scope.get("path", ""), self.max_bytes)  # an upload route's own
             refusal = None
             if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
                 refusal = 411, "send the request with a Content-Length"
-            elif not length.isdigit() or int(length) > self.max_bytes:
-                refusal = 413, f"request too large ({length.decode(errors='replace')[:20]} bytes; the limit is {self.max_bytes})"
+            elif not length.isdigit() or int(length) > limit:
+                refusal = 413, f"request too large ({length.decode(errors='replace')[:20]} bytes; the limit is {limit})"
             if refusal is not None:
                 response = JSONResponse({"detail": refusal[1]}, status_code=refusal[0],
                                         headers={"Connection": "close"})  # fmt: skip
