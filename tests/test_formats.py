@@ -161,3 +161,21 @@ def test_sniffing_reads_each_kind(tmp_path):
     assert sniff(word_file(tmp_path)) == "docx"
     assert sniff(b"<!DOCTYPE html><html><body>x</body></html>") == "html"
     assert sniff("Plain words, and “quotes”.".encode()) == "text"
+
+
+def test_running_lines_go_but_a_number_ending_a_paragraph_at_a_page_foot_stays():
+    from assistant.ingest.formats import _drop_running_lines, _Line
+
+    body = iter(["The delegates met at Kaesong.", "They moved to Panmunjom.", "The talks went on",
+                 "into the autumn.", "The armistice was signed", "on 27 July", "The prisoners went home",
+                 "in the autumn of"])  # fmt: skip
+
+    def page(n: int, foot: str) -> list[_Line]:
+        return [_Line("Outside Report", n, 1, 50, 200, 30, 8), _Line(next(body), n, 2, 50, 300, 80, 10),
+                _Line(next(body), n, 2, 50, 300, 700, 10), _Line(foot, n, 3, 290, 310, 760, 8)]  # fmt: skip
+
+    lines = page(1, "1") + page(2, "2") + page(3, "3") + page(4, "4")
+    lines[6] = _Line("1953.", 2, 2, 50, 300, 700, 10)  # a paragraph's last line, alone at the foot
+    kept = [line.text for line in _drop_running_lines(lines, 4)]
+    assert "Outside Report" not in kept and not {"1", "2", "3", "4"} & set(kept)
+    assert "1953." in kept and len(kept) == 8

@@ -202,3 +202,16 @@ def test_cli_add_of_a_bad_file_is_one_line(tiny_seeds, tmp_path, capsys, fake_mo
     code, _, err = run(capsys, "add", bad, "--seeds", tiny_seeds, "--index", tmp_path / "index")
     assert code == 2 and err.count("\n") == 1 and message in err and "Traceback" not in err
     assert not (tmp_path / "index" / "library" / "bad.pdf").exists()
+
+
+def test_citation_ids_of_an_added_pdf_stay_the_same_across_a_full_rebuild(settings, assistant, tmp_path,
+                                                                           fake_embedder):  # fmt: skip
+    assistant.add_documents([("neutral.pdf", pdf_bytes(tmp_path))])
+    question = "Who guarded the camps in the demilitarized zone?"
+    before = [(c.id, c.pages) for c in assistant.ask(question).citations]
+    import shutil
+
+    shutil.rmtree(settings.extracted_dir)  # extracted again, from the kept original
+    rebuilt = Assistant.load(settings=settings, embedder=fake_embedder, rebuild=True)
+    assert rebuilt.build_stats is not None
+    assert [(c.id, c.pages) for c in rebuilt.ask(question).citations] == before and before

@@ -248,8 +248,9 @@ def _clean_line(text: str) -> str:
 
 
 def _drop_running_lines(lines: list[_Line], page_count: int) -> list[_Line]:
-    """Without running headers and footers: page numbers, and lines at a page's top or
-    bottom that repeat (numbers aside) on at least half of the pages, two at least."""
+    """Without running headers and footers: lines among a page's top two or bottom two
+    that repeat there (numbers aside) on at least half of the pages, two at least, and
+    page numbers."""
     if not lines:
         return lines
     by_page: dict[int, list[_Line]] = {}
@@ -262,10 +263,11 @@ def _drop_running_lines(lines: list[_Line], page_count: int) -> list[_Line]:
     seen = Counter()
     for page, own in by_page.items():
         seen.update({_shape(line.text) for line in own if id(line) in edge[page]})
-    repeated = {shape for shape, n in seen.items() if n >= max(2, page_count / 2)}
-    return [line for line in lines
-            if id(line) not in edge[line.page]
-            or not (_PAGE_NUMBER.match(line.text) or _shape(line.text) in repeated)]  # fmt: skip
+    # A number alone ("12", "Page 3 of 9") on two pages' edges is a page number; a body
+    # line that happens to be one ("1953.") at a column's foot on one page is not.
+    repeated = {shape for shape, n in seen.items()
+                if n >= max(2, page_count / 2) or (n >= 2 and _PAGE_NUMBER.match(shape.replace("#", "1")))}
+    return [line for line in lines if id(line) not in edge[line.page] or _shape(line.text) not in repeated]
 
 
 def _shape(text: str) -> str:
