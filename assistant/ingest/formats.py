@@ -148,11 +148,12 @@ def good_title(title: str | None) -> str:
 class _Line:
     text: str
     page: int
-    box: int  # the layout analysis's text box (a paragraph, or a column's part of one)
+    box: int  # the run of lines read together: one column of one band of a page
     x0: float
     x1: float
     top: float  # distance from the page's top
     size: float  # median character size
+    gap: float = 0.0  # from the previous line of its run (top to top); 0 for a run's first
 
 
 def extract_pdf(name: str, data: bytes) -> Extracted:
@@ -192,53 +193,82 @@ def _pdf_title(document) -> str:
 
 
 def _pdf_lines(data: bytes) -> tuple[list[_Line], int]:
+    """Every page's text lines in reading order (`_reading_order`), as pdfminer's layout
+    analysis finds them (its text boxes are not used: justified text can leave a word
+    of a line in a box of its own)."""
     from pdfminer.high_level import extract_pages
     from pdfminer.layout import LAParams, LTChar, LTTextBox, LTTextLine
 
     lines: list[_Line] = []
     page_count = 0
-    box = 0
+    runs = 0
     for page_no, page in enumerate(extract_pages(io.BytesIO(data), laparams=LAParams()), start=1):
         if page_no > MAX_PAGES:
             raise DocumentError(f"the PDF has over {MAX_PAGES} pages")
         page_count = page_no
-        boxes = [e for e in page if isinstance(e, LTTextBox)]
-        for element in _reading_order(boxes, page.height):
-            box += 1
-            for line in element:
+        found = []
+        for element in page:
+            for line in (element if isinstance(element, LTTextBox) else [element]):
                 if not isinstance(line, LTTextLine):
                     continue
                 text = _clean_line(line.get_text())
-                if not text:
-                    continue
-                sizes = [ch.size for ch in line if isinstance(ch, LTChar)]
-                lines.append(_Line(text, page_no, box, line.x0, line.x1, page.height - line.y1,
-                                   statistics.median(sizes) if sizes else 0.0))  # fmt: skip
+                if text:
+                    sizes = [ch.size for ch in line if isinstance(ch, LTChar)]
+                    found.append(_Line(text, page_no, 0, line.x0, line.x1, page.height - line.y1,
+                                       statistics.median(sizes) if sizes else 0.0))  # fmt: skip
+        for run in _reading_order(found):
+            runs += 1
+            for i, line in enumerate(run):
+                line.box = runs
+                line.gap = line.top - run[i - 1].top if i else 0.0
+            lines.extend(run)
     return lines, page_count
 
 
-def _reading_order(boxes: list, height: float) -> list:
-    """Text boxes as a reader takes them: down the page, and on a two-column page down
-    the left column, then the right, between boxes that span both (a title, a table).
+def _reading_order(lines: list[_Line]) -> list[list[_Line]]:
+    """A page's lines as a reader takes them, in runs: down the page, and on a two-column
+    page down the left column, then the right, between lines that span both (a title, a
+    table row). Pieces of one line (a justified line's words can come apart) are joined.
 
-    pdfminer's own order (LAParams.boxes_flow) was measured to put a short right
-    column before the left on a report's last page; this one only needs the columns'
-    boxes to keep to their side of the page's middle.
+    pdfminer's own order (LAParams.boxes_flow) was measured to put a short right column
+    before the left on a report's last page; this one only needs a column's lines to
+    keep to their side of the page's middle.
     """
-    if len(boxes) < 2:
-        return boxes
-    middle = (min(b.x0 for b in boxes) + max(b.x1 for b in boxes)) / 2
-    top = lambda b: height - b.y1  # noqa: E731
-    ordered, left, right = [], [], []
-    for b in sorted(boxes, key=top):
-        if b.x1 <= middle + 2:
-            left.append(b)
-        elif b.x0 >= middle - 2:
-            right.append(b)
-        else:  # spans the middle: what was above it is read first
-            ordered += left + right + [b]
-            left, right = [], []
-    return ordered + left + right
+    if not lines:
+        return []
+    middle = (min(line.x0 for line in lines) + max(line.x1 for line in lines)) / 2
+    side = lambda line: 0 if line.x1 <= middle + 2 else 1 if line.x0 >= middle - 2 else 2  # noqa: E731
+    runs: list[list[_Line]] = []
+    columns: tuple[list[_Line], list[_Line]] = ([], [])
+
+    def close():
+        runs.extend(_joined(c) for c in columns if c)
+        columns[0].clear(), columns[1].clear()
+
+    for line in sorted(lines, key=lambda line: (line.top, line.x0)):
+        where = side(line)
+        if where == 2:  # spans the middle: what was above it is read first
+            close()
+            runs.append([line])
+        else:
+            columns[where].append(line)
+    close()
+    return [run for run in runs if run]
+
+
+def _joined(column: list[_Line]) -> list[_Line]:
+    """A column's lines, top to bottom, pieces of the same line (tops within a third of
+    the type size) joined left to right."""
+    out: list[_Line] = []
+    for line in sorted(column, key=lambda line: (line.top, line.x0)):
+        last = out[-1] if out else None
+        if last is not None and abs(line.top - last.top) < max(last.size, line.size, 1.0) / 3:
+            first, second = sorted((last, line), key=lambda piece: piece.x0)
+            out[-1] = _Line(f"{first.text} {second.text}", line.page, 0, first.x0, max(first.x1, second.x1),
+                            min(first.top, second.top), max(first.size, second.size))  # fmt: skip
+        else:
+            out.append(line)
+    return out
 
 
 def _clean_line(text: str) -> str:
@@ -283,7 +313,13 @@ def _pdf_text(lines: list[_Line], page_count: int) -> tuple[str, tuple[int, ...]
     for line in lines:
         weights[round(line.size, 1)] += len(line.text)
     body = weights.most_common(1)[0][0]
+    # The body's line pitch: the commonest space from one line's top to the next's.
+    pitches = Counter(round(line.gap) for line in lines if line.gap > 0 and abs(line.size - body) < 0.5)
+    pitch = pitches.most_common(1)[0][0] if pitches else body * 1.2
     compounds = {w.lower() for line in lines for w in re.findall(r"\b[A-Za-z]+-[A-Za-z]+\b", line.text)}
+    # Words the document writes whole: none of a line's first (maybe the end of a word cut
+    # on the line before) or a last one cut by a hyphen.
+    seen = {w.lower() for line in lines for w in re.findall(r"[A-Za-z]+\b(?!-)", line.text)[1:]}
 
     paragraphs: list[list[_Line]] = []  # headings are paragraphs of their own
     heading_of: list[bool] = []
@@ -296,7 +332,7 @@ def _pdf_text(lines: list[_Line], page_count: int) -> tuple[str, tuple[int, ...]
             new = not (previous.page == line.page and abs(previous.size - line.size) < 0.5
                        and 0 < line.top - previous.top < 2 * line.size)  # fmt: skip
         else:
-            new = _starts_paragraph(previous, line, body)
+            new = _starts_paragraph(previous, line, body, pitch)
         if not new:
             paragraphs[-1].append(line)
             continue
@@ -327,12 +363,14 @@ def _pdf_text(lines: list[_Line], page_count: int) -> tuple[str, tuple[int, ...]
             piece = line.text
             if j:
                 prev = out[-1]
-                if prev.endswith("-") and len(prev) > 1 and prev[-2].isalpha() and piece[:1].islower():
-                    head = prev.rsplit(None, 1)[-1]
-                    joined = f"{head}{piece.split(None, 1)[0]}".lower()
-                    if joined not in compounds:  # a word hyphenated at the line's end
+                cut = re.search(r"([A-Za-z]+)-$", prev)
+                rest = re.match(r"[a-z]+", piece)
+                if cut and rest:  # a hyphen at the line's end, and the next starts in lower case
+                    if not _keeps_hyphen(cut[1], rest[0], compounds, seen):
                         out[-1] = prev[:-1]
                         position -= 1
+                elif cut and piece[:1].isupper():
+                    pass  # "Paul-" then "Henri": a name's hyphen, joined as it is
                 else:
                     out.append(" ")
                     position += 1
@@ -349,11 +387,27 @@ def _pdf_text(lines: list[_Line], page_count: int) -> tuple[str, tuple[int, ...]
     return "".join(out), tuple(pages), first_heading
 
 
-def _starts_paragraph(previous: _Line, line: _Line, body: float) -> bool:
+def _keeps_hyphen(head: str, tail: str, compounds: set[str], seen: set[str]) -> bool:
+    """Whether "head-" at a line's end and "tail" on the next are a hyphenated compound
+    ("round-table") rather than one word cut in two ("negoti-ations"): the document
+    writes the compound elsewhere on one line; or it never writes the joined word but
+    does write both halves as words of three letters or more."""
+    joined = f"{head}{tail}".lower()
+    if f"{head}-{tail}".lower() in compounds:
+        return True
+    if joined in seen:
+        return False
+    return len(head) >= 3 and len(tail) >= 3 and head.lower() in seen and tail.lower() in seen
+
+
+def _starts_paragraph(previous: _Line, line: _Line, body: float, pitch: float) -> bool:
+    """Whether `line` begins a new paragraph: another run (column, page), more space above
+    it than between a paragraph's lines, an indent, or a short line ending a sentence
+    before it."""
     if previous.box != line.box:
         return True
     indent = line.x0 - previous.x0 > body * 1.0
-    gap = line.top - previous.top > body * 2.2
+    gap = line.gap > pitch * 1.3
     short = _ENDS_PARAGRAPH.search(previous.text) and previous.x1 < line.x1 - body * 3
     return bool(indent or gap or short)
 
