@@ -182,17 +182,18 @@ def test_running_lines_go_but_a_number_ending_a_paragraph_at_a_page_foot_stays()
     assert "1953." in kept and len(kept) == 8
 
 
+FORMATS = Path(__file__).parent / "data" / "formats"  # the outside document as Word and PDF
 GENEVA = Path(__file__).parent / "data" / "corpora" / "geneva"
 
 
 @pytest.mark.parametrize("name", ["geneva_1954.pdf", "geneva_1954.docx"])
 def test_a_report_made_by_word_processor_reads_as_its_text(name):
     """The outside document as LibreOffice made it (justified two columns, running header,
-    page numbers, automatic hyphenation: corpora/geneva/README.md) against its plain text."""
+    page numbers, automatic hyphenation: data/formats/README.md) against its plain text."""
     from pdf_maker import text_as_markdown
 
     expected = paragraphs(text_as_markdown((GENEVA / "geneva_1954.txt").read_text(encoding="utf-8")))
-    got = extract(name, (GENEVA / name).read_bytes())
+    got = extract(name, (FORMATS / name).read_bytes())
     assert got.title == "The Geneva Conference of 1954 on Korea"
     same = sum(a == b for a, b in zip(paragraphs(got.text), expected))
     assert len(paragraphs(got.text)) == len(expected)

@@ -115,7 +115,8 @@ def test_counts(questions):
 # ---- the sets added for answer verification (tests/data/README.md) -------------------
 
 DATA = Path(__file__).parent / "data"
-CORPORA = {"pow": "pow_repatriation.txt", "agreements": "interkorean_agreements.txt"}
+CORPORA = {"pow": "pow_repatriation.txt", "agreements": "interkorean_agreements.txt",
+           "geneva": "geneva_1954.txt"}
 
 
 def _read_jsonl(path: Path) -> list[dict]:
