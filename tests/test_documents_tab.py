@@ -65,7 +65,7 @@ def test_a_path_outside_the_upload_folder_is_never_read(slot, uploaded, tmp_path
     elsewhere = tmp_path / "secret.md"
     elsewhere.write_bytes(TEXT)
     for sent in (str(elsewhere), str(folder / ".." / "secret.md")):
-        with pytest.raises(AssistantError, match="only an uploaded"):
+        with pytest.raises(AssistantError, match="only a file uploaded through this page"):
             add_uploaded(slot, Uploads(True), [sent], upload_dir=folder)
     assert "secret.md" not in names(slot)
 

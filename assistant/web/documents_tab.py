@@ -20,7 +20,7 @@ import gradio as gr
 
 from ..errors import AssistantError
 from ..text.markdown import escape_markdown
-from .evaluation_tab import _file_path, upload_folder
+from .handlers import upload_folder, uploaded_path
 from .server import AssistantSlot
 
 FILE_TYPES = [".pdf", ".docx", ".html", ".htm", ".md", ".txt"]
@@ -28,6 +28,7 @@ COLUMNS = ["Title", "Cited as", "Format", "Pages", "Passages", "From", "Added"]
 UPLOADS_OFF = ("Adding and removing documents is turned off on this server: the operator "
                "turns it on with `assistant serve --allow-uploads`.")  # fmt: skip
 WRONG_TOKEN = "the upload token is missing or wrong"
+NOT_UPLOADED = "only a file uploaded through this page can be added"
 UPLOAD_TOKEN_VARIABLE = "ASSISTANT_UPLOAD_TOKEN"
 
 
@@ -59,7 +60,7 @@ def add_uploaded(slot: AssistantSlot, uploads: Uploads, files, title: str = "", 
                  progress=None, *, upload_dir: str | Path | None = None) -> str:  # fmt: skip
     """Add the uploaded files; a one-line status. AssistantError for a refusal."""
     uploads.check(token)
-    paths = [_file_path(f, upload_dir) for f in (files or [])]
+    paths = [uploaded_path(f, upload_dir, NOT_UPLOADED) for f in (files or [])]
     paths = [p for p in paths if p]
     if not paths:
         raise AssistantError("choose one or more files to add")

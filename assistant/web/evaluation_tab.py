@@ -31,6 +31,7 @@ from ..evaluation import (
     select_split,
 )
 from ..evaluation.report import confidence_figure, metric_rows, question_rows, rank_figure
+from .handlers import upload_folder, uploaded_path
 
 ALL_SPLITS = "all"
 NOT_UPLOADED = "only an uploaded question set (or none, for the shipped set) can be run"
@@ -105,7 +106,7 @@ def run_evaluation(get_assistant: Callable[[], object], file=None, split: str = 
     lie inside it is refused: a client can send any path, not only one it uploaded.
     """
     try:
-        path = _file_path(file, upload_dir)
+        path = uploaded_path(file, upload_dir, NOT_UPLOADED)
         view = evaluate_view(get_assistant(), path, split=split, mode=mode, progress=progress)
     except AssistantError as exc:
         raise gr.Error(str(exc)) from None
@@ -120,26 +121,6 @@ def shown(view: tuple) -> list:
     status, metrics, rank_plot, confidence_plot, questions = view
     return [status, gr.Dataframe(metrics, visible=True), gr.Row(visible=True), rank_plot,
             confidence_plot, gr.Dataframe(questions, visible=True)]  # fmt: skip
-
-
-def _file_path(file, upload_dir: str | Path | None = None) -> str | None:
-    """gr.File gives a path string (type='filepath'); older payloads have a .name.
-
-    With `upload_dir`, the path (symlinks and ".." resolved) must lie inside it.
-    """
-    if file is None or file == "":
-        return None
-    path = str(getattr(file, "name", file))
-    if upload_dir is not None and not Path(path).resolve().is_relative_to(Path(upload_dir).resolve()):
-        raise AssistantError(NOT_UPLOADED)
-    return path
-
-
-def upload_folder() -> str:
-    """Where Gradio stores uploads (GRADIO_TEMP_DIR, else <tmp>/gradio), read per call."""
-    from gradio.utils import get_upload_folder
-
-    return get_upload_folder()
 
 
 def build_evaluation_tab(get_assistant: Callable[[], object]) -> dict:

@@ -60,6 +60,26 @@ def user_errors(fn):
     return wrapper
 
 
+def uploaded_path(file, upload_dir: str | Path | None, refusal: str) -> str | None:
+    """The path of a file gr.File received (a path string with type='filepath'; older
+    payloads have a .name); None for none. With `upload_dir`, the path (symlinks and ".."
+    resolved) must lie inside it, else AssistantError(refusal): a client can send any path,
+    not only one it uploaded."""
+    if file is None or file == "":
+        return None
+    path = str(getattr(file, "name", file))
+    if upload_dir is not None and not Path(path).resolve().is_relative_to(Path(upload_dir).resolve()):
+        raise AssistantError(refusal)
+    return path
+
+
+def upload_folder() -> str:
+    """Where Gradio stores uploads (GRADIO_TEMP_DIR, else <tmp>/gradio), read per call."""
+    from gradio.utils import get_upload_folder
+
+    return get_upload_folder()
+
+
 # --- the API: the same JSON as the CLI's --json --------------------------------------
 
 
