@@ -204,9 +204,8 @@ class Assistant:
         DocumentError for the first file that cannot be added (its type, size, name or
         content), before anything is written; a failed build puts the library back."""
         settings = self.settings
-        prepared = [f if isinstance(f, library.NewDocument) else None for f in files]
-        if None in prepared:
-            prepared = prepare_files(files, settings, title=title)
+        ready = files and all(isinstance(f, library.NewDocument) for f in files)  # from prepare_files
+        prepared = list(files) if ready else prepare_files(files, settings, title=title)
         with library.locked(settings.library_dir):
             before = library.add(settings.library_dir, prepared, taken=self._seeds_names())
             try:
