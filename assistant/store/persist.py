@@ -70,31 +70,9 @@ def save_index(index: Index, index_dir: Path) -> Path:
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=index_dir))
     try:
-        _write_jsonl(tmp / "chunks.jsonl", (_chunk_record(c, r) for c, r in
-                                            zip(index.chunks, index.chunk_sentence_rows)))  # fmt: skip
-        _write_jsonl(tmp / "sentences.jsonl",
-                     ({"doc": d, "start": s.start, "end": s.end, "text": s.text,
-                       "entities": [list(e) for e in entities]}
-                      for (d, s), entities in zip(index.sentences, index.sentence_entities)))  # fmt: skip
-        np.save(tmp / "chunk_vectors.npy", index.chunk_vectors, allow_pickle=False)
-        np.save(tmp / "sentence_vectors.npy", index.sentence_vectors, allow_pickle=False)
-        ann.save(index.dense, tmp / "dense.faiss")
-        ann.save(index.sentence_dense, tmp / "sentences.faiss")
-        index.bm25.save(str(tmp / "bm25"), show_progress=False)
-        if index.has_tokens:
-            for name in ("token_ids", "token_offsets", "token_basis", "token_vectors"):
-                np.save(tmp / f"{name}.npy", getattr(index, name), allow_pickle=False)
-        files = {}
-        for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
-            _fsync_file(path)
-            files[path.relative_to(tmp).as_posix()] = _sha256_file(path)
-        manifest = {**index.manifest, "files": files}
-        manifest_bytes = json.dumps(manifest, indent=2).encode()
-        _write_bytes(tmp / "manifest.json", manifest_bytes)
+        manifest, manifest_bytes = write_version(index, tmp)
         _fsync_dir(tmp)
-        # Named by the manifest's hash, which load_index checks, plus a nonce: a
-        # rebuild of identical content never lands on an old (perhaps damaged) folder.
-        version = f"v-{hashlib.sha256(manifest_bytes).hexdigest()[:16]}-{os.urandom(4).hex()}"
+        version = version_name(manifest_bytes)
         final = index_dir / version
         previous = _current_version(index_dir)
         os.rename(tmp, final)
@@ -110,6 +88,46 @@ def save_index(index: Index, index_dir: Path) -> Path:
             shutil.rmtree(old, ignore_errors=True)
     index.manifest, index.path = manifest, final
     return final
+
+
+def write_version(index: Index, folder: Path, *, vector_indexes: bool = True,
+                  extra: dict[str, bytes] | None = None) -> tuple[dict, bytes]:  # fmt: skip
+    """Every file of one version into `folder`, manifest.json last; (manifest, its bytes).
+
+    `vector_indexes=False` leaves out the FAISS files (a store that searches the vectors
+    itself); `extra` files (name -> bytes) are written and checksummed with the rest.
+    """
+    _write_jsonl(folder / "chunks.jsonl", (_chunk_record(c, r) for c, r in
+                                           zip(index.chunks, index.chunk_sentence_rows)))  # fmt: skip
+    _write_jsonl(folder / "sentences.jsonl",
+                 ({"doc": d, "start": s.start, "end": s.end, "text": s.text,
+                   "entities": [list(e) for e in entities]}
+                  for (d, s), entities in zip(index.sentences, index.sentence_entities)))  # fmt: skip
+    np.save(folder / "chunk_vectors.npy", index.chunk_vectors, allow_pickle=False)
+    np.save(folder / "sentence_vectors.npy", index.sentence_vectors, allow_pickle=False)
+    if vector_indexes:
+        ann.save(index.dense, folder / "dense.faiss")
+        ann.save(index.sentence_dense, folder / "sentences.faiss")
+    index.bm25.save(str(folder / "bm25"), show_progress=False)
+    if index.has_tokens:
+        for name in ("token_ids", "token_offsets", "token_basis", "token_vectors"):
+            np.save(folder / f"{name}.npy", getattr(index, name), allow_pickle=False)
+    for name, data in (extra or {}).items():
+        _write_bytes(folder / name, data)
+    files = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        _fsync_file(path)
+        files[path.relative_to(folder).as_posix()] = _sha256_file(path)
+    manifest = {**index.manifest, "files": files}
+    manifest_bytes = json.dumps(manifest, indent=2).encode()
+    _write_bytes(folder / "manifest.json", manifest_bytes)
+    return manifest, manifest_bytes
+
+
+def version_name(manifest_bytes: bytes) -> str:
+    """The manifest's hash, which loading checks, plus a nonce: a rebuild of identical
+    content never lands on an old (perhaps damaged) version."""
+    return f"v-{hashlib.sha256(manifest_bytes).hexdigest()[:16]}-{os.urandom(4).hex()}"
 
 
 def load_index(index_dir: Path, *, verify: bool = True) -> Index:
@@ -149,7 +167,15 @@ def _current_version(index_dir: Path) -> str | None:
 
 
 def _load_version(index_dir: Path, version: str, *, verify: bool) -> Index:
-    folder = index_dir / version
+    return read_version(index_dir / version, verify=verify)
+
+
+def read_version(folder: Path, *, verify: bool = True, searchers=None) -> Index:
+    """One version folder as an Index, its checksums verified first. `searchers(index)`
+    gives the (chunks, sentences) objects searched in place of the FAISS files: a store
+    that searches the vectors itself (store/milvus.py)."""
+    folder = Path(folder)
+    version = folder.name
     try:
         manifest_bytes = (folder / "manifest.json").read_bytes()
         manifest = json.loads(manifest_bytes)
@@ -185,8 +211,8 @@ def _load_version(index_dir: Path, version: str, *, verify: bool) -> Index:
             sentences=sentences,
             sentence_vectors=np.load(folder / "sentence_vectors.npy", allow_pickle=False),
             chunk_sentence_rows=[r["sentences"] for r in chunk_records],
-            dense=ann.load(folder / "dense.faiss", manifest["ann"]),
-            sentence_dense=ann.load(folder / "sentences.faiss", manifest["sentence_ann"]),
+            dense=None if searchers else ann.load(folder / "dense.faiss", manifest["ann"]),
+            sentence_dense=None if searchers else ann.load(folder / "sentences.faiss", manifest["sentence_ann"]),
             bm25=bm25s.BM25.load(str(folder / "bm25"), show_progress=False, verbosity=0),
             manifest=manifest,
             path=folder,
@@ -196,6 +222,8 @@ def _load_version(index_dir: Path, version: str, *, verify: bool) -> Index:
         if manifest.get("token_vectors"):
             for name in ("token_ids", "token_offsets", "token_basis", "token_vectors"):
                 setattr(index, name, np.load(folder / f"{name}.npy", allow_pickle=False))
+        if searchers is not None:
+            index.dense, index.sentence_dense = searchers(index)
     except Exception as exc:  # any parse failure means the same to the user
         raise IndexLoadError(f"cannot read index in {folder}: {exc}") from None
     if len(index.sentence_entities) != len(index.sentences):
