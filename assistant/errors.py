@@ -31,3 +31,7 @@ class CitationNotFoundError(AssistantError):
 
 class DocumentError(AssistantError):
     """A file that cannot be added as a document: its type, size, name or content."""
+
+
+class StoreError(AssistantError):
+    """The index store (a Milvus server) cannot be reached or refused a request."""

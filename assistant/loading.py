@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import sys
 
-from .config import load_settings
-from .pipeline import Assistant
+from pathlib import Path
+
+from .config import Settings, load_settings
+from .pipeline import Assistant, check_store_uri
+
+
+def settings_from_args(args) -> Settings:
+    """The settings with the command line's folders and store."""
+    return load_settings().with_(seeds_dir=Path(args.seeds), index_dir=Path(args.index),
+                                 store=check_store_uri(getattr(args, "store", "") or ""))  # fmt: skip
 
 
 def load_assistant(args, *, rebuild: bool = False, quiet: bool = False) -> Assistant:
-    """The Assistant of `args.seeds` and `args.index`, with its load warnings printed."""
+    """The Assistant of `args.seeds`, `args.index` and `args.store`, with its load
+    warnings printed."""
     assistant = Assistant.load(
-        args.seeds, args.index, settings=load_settings(), rebuild=rebuild,
-        progress=None if quiet else print_progress,
+        settings=settings_from_args(args), rebuild=rebuild, progress=None if quiet else print_progress,
     )  # fmt: skip
     for warning in assistant.warnings:
         print(f"warning: {warning}", file=sys.stderr)

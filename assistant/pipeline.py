@@ -32,6 +32,7 @@ from .search.query import Query, make_query, pooled_without, relation_pieces
 from .search.retrieval import MODES, Hit, retrieve
 from .store.build import BuildStats
 from .store.index import Index
+from .store.stores import check_store_uri, open_store
 from .store.sync import sync_index
 from .text.terms import words
 
@@ -40,7 +41,8 @@ from .text.terms import words
 # stages only through this module (pyproject.toml, [tool.importlinter]).
 __all__ = [
     "DEFAULT_WEIGHTS", "NOT_IN_DOCUMENTS", "Answer", "Assistant", "BuildStats", "Citation", "Hit",
-    "Query", "answer_text", "bundled_model_dir", "check_question", "check_turns", "decode_bytes",
+    "Query", "answer_text", "bundled_model_dir", "check_question", "check_store_uri", "check_turns",
+    "decode_bytes",
     "feature_matrix", "prepare_files", "type_gate",
 ]  # fmt: skip
 
@@ -96,14 +98,34 @@ class Assistant:
     def index(self) -> Index:
         return self._state.index
 
-    def refresh(self, *, progress=None) -> BuildStats | None:
-        """Re-read the seeds and update the index; swap it in only once it is complete."""
+    def refresh(self, *, progress=None, remove=()) -> BuildStats | None:
+        """Re-read the seeds and update the index; swap it in only once it is complete.
+        `remove`: documents a shared store holds that are to go (remove_document)."""
         index, documents, warnings, stats = sync_index(
-            self.settings, self.embedder, current=self._state.index, progress=progress
+            self.settings, self.embedder, current=self._state.index, progress=progress, remove=remove
         )
         self.warnings = warnings
         self._state = _make_state(index, documents)
         return stats
+
+    @property
+    def shared_store(self) -> bool:
+        """The index lives in a store other replicas share (a Milvus store)."""
+        return bool(self.settings.store)
+
+    def follow_store(self) -> bool:
+        """Load the shared store's live version if another replica replaced this one's;
+        True when it did. Questions in flight finish on the index they started with."""
+        if not self.shared_store:
+            return False
+        store = open_store(self.settings)
+        current = self._state.index
+        live = store.version()
+        if live is None or (current.path is not None and Path(current.path).name == live):
+            return False
+        index = store.load()
+        self._state = _make_state(index, [doc for doc, _ in index.stored_documents])
+        return True
 
     def ask(self, question: str, history: Sequence[str] = (), *, k: int | None = None,
             mode: str | None = None) -> Answer:  # fmt: skip
@@ -229,9 +251,12 @@ class Assistant:
                                 "delete the file there to remove it")  # fmt: skip
         settings = self.settings
         with library.locked(settings.library_dir):
+            entries, _ = library.read_entries(settings.library_dir)
+            if self.shared_store and name not in entries and name in self._state.documents:
+                return self.refresh(progress=progress, remove={name})  # added by another replica
             before = library.remove(settings.library_dir, name)
             try:
-                stats = self.refresh(progress=progress)
+                stats = self.refresh(progress=progress, remove={name})
             except BaseException:
                 library.restore(settings.library_dir, before)
                 raise
@@ -243,6 +268,8 @@ class Assistant:
         chunks, where it came from and when it was added."""
         state = self._state
         entries, _ = library.read_entries(self.settings.library_dir)
+        entries = {**{doc.path: info for doc, info in state.index.stored_documents
+                      if info.get("source") == "added"}, **entries}  # another replica's too
         chunks: dict[str, int] = {}
         for chunk in state.index.chunks:
             chunks[chunk.doc] = chunks.get(chunk.doc, 0) + 1
@@ -254,7 +281,8 @@ class Assistant:
 
     def _seeds_names(self) -> set[str]:
         entries, _ = library.read_entries(self.settings.library_dir)
-        return {path for path in self._state.documents if path not in entries}
+        added = {doc.path for doc, info in self._state.index.stored_documents if info.get("source") == "added"}
+        return {path for path in self._state.documents if path not in entries and path not in added}
 
     def cite(self, citation: str) -> Citation:
         """The passage behind a citation ID; `stale=True` with the nearest current

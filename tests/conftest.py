@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +179,46 @@ def real_server_url(real_assistant):
 
     with serve_in_thread(create_server_app(real_assistant)) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """A real Milvus Lite server process on a loopback port, over gRPC: the one `.ci/run`
+    started (ASSISTANT_TEST_MILVUS=milvus://127.0.0.1:PORT), else one started here and
+    stopped after the session. Never skipped: the store tests need it."""
+    given = os.environ.get("ASSISTANT_TEST_MILVUS", "").strip()
+    if given:
+        yield given.rstrip("/")
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = tmp_path_factory.mktemp("milvus-data")
+    command = [str(Path(sys.executable).with_name("milvus-lite")), "server", "--data-dir", str(data),
+               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with socket.socket() as attempt:
+                if attempt.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"milvus-lite server did not start: {process.stderr.read().decode()[-500:]}")
+            time.sleep(0.1)
+        yield f"milvus://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture
+def milvus_uri(milvus_server):
+    """A store of its own for one test: a fresh database on the session's server."""
+    return f"{milvus_server}/t_{uuid.uuid4().hex[:12]}"
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -424,7 +424,7 @@ def test_a_read_only_index_folder_with_changed_documents_is_kept_in_memory(tiny_
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(index_module, "open", read_only_open, raising=False)
-    monkeypatch.setattr("assistant.store.sync.save_index", read_only_save)
+    monkeypatch.setattr("assistant.store.stores.save_index", read_only_save)
     live = Assistant.load(tiny_seeds, index, settings=Settings(abstain_below=0.0), embedder=FakeEmbedder())
     assert [w for w in live.warnings if w.startswith("index kept in memory only")]
     assert "tent" in live.ask("When was the armistice signed?").citations[0].quote

@@ -46,6 +46,9 @@ class Index:
     # Per sentence row, its named entities (start, end, label) in the sentence's characters
     # of the original text (ingest/entities.py).
     sentence_entities: list[list[tuple[int, int, str]]] = field(default_factory=list)
+    # A shared store's copy of the documents (store/milvus.py): (Document, {"source",
+    # "added"}) per document; empty for the index folder, whose documents are files.
+    stored_documents: tuple = ()
     _token_matrix: np.ndarray | None = field(default=None, repr=False)
     _token_df: np.ndarray | None = field(default=None, repr=False)
     _vocabulary: dict | None = field(default=None, repr=False)

@@ -13,45 +13,88 @@ from pathlib import Path
 from ..config import Settings
 from ..embed.base import Embedder
 from ..errors import IndexLoadError
-from ..ingest.documents import load_documents
+from ..ingest import library
+from ..ingest.documents import Document, load_documents
 from .build import build_index
 from .index import Index
-from .persist import build_lock, load_index, save_index
+from .stores import open_store
+
+CONFLICT_RETRIES = 3  # a shared store switched by another replica during a build
 
 log = logging.getLogger(__name__)
 
 
 def sync_index(settings: Settings, embedder: Embedder, *, current: Index | None = None,
-               progress=None, rebuild: bool = False):  # fmt: skip
+               progress=None, rebuild: bool = False, remove=()):  # fmt: skip
     """Documents and an index that matches them, building only what changed.
 
+    The documents are the seeds folder's and the library's; with a shared store, also
+    those other replicas added to it, except the names in `remove`.
     Returns (index, documents, warnings, stats); stats is None when nothing was built.
     """
     if Path(settings.index_dir).exists() and not Path(settings.index_dir).is_dir():
         raise IndexLoadError(f"index path {settings.index_dir} is not a folder")
-    documents, warnings = load_documents(
+    store = open_store(settings)
+    local, warnings = load_documents(
         settings.seeds_dir, max_file_bytes=settings.max_file_bytes, library_dir=settings.library_dir,
         cache_dir=settings.extracted_dir, max_binary_bytes=settings.max_binary_bytes,
     )  # fmt: skip
     index = current
     if index is None and not rebuild:
         try:
-            index = load_index(settings.index_dir)
+            index = store.load()
         except IndexLoadError as exc:
-            if (Path(settings.index_dir) / "CURRENT").exists():
+            if _live_version(store) is not None:
                 warnings.append(f"rebuilding the index: {exc}")
-    reason = None if rebuild else _stale_reason(index, documents, embedder, settings)
-    if not rebuild and reason is None:
-        return index, documents, warnings, None
-    log.info("building index: %s", reason or "rebuild requested")
-    with build_lock(Path(settings.index_dir)):
-        previous = None if rebuild else index
-        index, stats = build_index(documents, embedder, settings, previous=previous, progress=progress)
-        try:
-            save_index(index, Path(settings.index_dir))
-        except OSError as exc:
-            warnings.append(f"index kept in memory only, cannot write {settings.index_dir}: {exc}")
-    return index, documents, warnings, stats
+    for attempt in range(CONFLICT_RETRIES):
+        documents, sources = _with_stored(local, index, settings, remove) if store.shared else (local, {})
+        reason = None if rebuild else _stale_reason(index, documents, embedder, settings)
+        if not rebuild and reason is None:
+            return index, documents, warnings, None
+        log.info("building index: %s", reason or "rebuild requested")
+        # The version this build starts from: a shared store refuses the switch if another
+        # replica has switched it since (None: the store was empty).
+        base = Path(index.path).name if index is not None and index.path else _live_version(store)
+        with store.lock():
+            previous = None if rebuild else index
+            built, stats = build_index(documents, embedder, settings, previous=previous, progress=progress)
+            if not store.shared:
+                try:
+                    store.save(built, documents)
+                except OSError as exc:
+                    warnings.append(f"index kept in memory only, cannot write {settings.index_dir}: {exc}")
+                return built, documents, warnings, stats
+            from .milvus import StoreConflict
+
+            try:
+                return store.save(built, documents, sources=sources, base=base), documents, warnings, stats
+            except StoreConflict:
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
+                index, rebuild = store.load(), False  # build again on what the other replica stored
+    raise AssertionError("unreachable")
+
+
+def _live_version(store) -> str | None:
+    try:
+        return store.version()
+    except IndexLoadError:  # an unreadable live row: replaced by this build
+        return None
+
+
+def _with_stored(local: list[Document], index: Index | None, settings: Settings, remove) -> tuple[list, dict]:
+    """The local documents and the documents other replicas added to the shared store,
+    without `remove`; and each one's source ("seeds" or "added", with when)."""
+    entries, _ = library.read_entries(settings.library_dir)
+    removed = set(remove)
+    documents = [d for d in local if d.path not in removed]
+    sources = {d.path: {"source": "added", "added": entries[d.path].get("added", "")} if d.path in entries
+               else {"source": "seeds"} for d in documents}  # fmt: skip
+    for doc, info in (index.stored_documents if index is not None else ()):
+        if info.get("source") == "added" and doc.path not in sources and doc.path not in removed:
+            documents.append(doc)
+            sources[doc.path] = dict(info)
+    return documents, sources
 
 
 def _stale_reason(index: Index | None, documents, embedder: Embedder, settings) -> str | None:

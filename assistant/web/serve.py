@@ -16,17 +16,16 @@ import gradio as gr
 from fastapi import Request  # module level: FastAPI reads the routes' annotations by name
 from fastapi.responses import JSONResponse
 
-from ..config import load_settings
 from ..errors import UsageError
-from ..loading import load_assistant, prepare_question_encoder
+from ..loading import load_assistant, prepare_question_encoder, settings_from_args
 from ..pipeline import Assistant
 from .app import CSS, MAX_BATCH, build_app
 from .documents_tab import UPLOAD_TOKEN_VARIABLE, Uploads
 from .handlers import api_ask
 from .json_api import add_json_api, error_response
 from .server import (
-    AssistantSlot, RequestSizeLimit, SecurityHeaders, as_slot, make_server, protected_paths,
-    readiness, watch_documents,
+    AssistantSlot, RequestSizeLimit, SecurityHeaders, as_slot, follow_store, make_server,
+    protected_paths, readiness, watch_documents,
 )  # fmt: skip
 
 # Request bodies past this are refused (413) before Gradio parses and keeps them: a
@@ -124,7 +123,7 @@ def create_server_app(source: Assistant | AssistantSlot, *, blocked: Sequence[st
 
 def serve(args) -> int:
     """`assistant serve`: start listening, load or update the index in the background."""
-    settings = load_settings().with_(seeds_dir=Path(args.seeds), index_dir=Path(args.index))
+    settings = settings_from_args(args)
     uploads = upload_policy(args)
     slot = AssistantSlot(settings=settings)
     app = create_server_app(slot, blocked=protected_paths(settings),
@@ -151,6 +150,8 @@ def serve(args) -> int:
         else:
             say(f"ready: http://{args.host}:{args.port}/")
             watch_documents(done, stop=stop_watching, on_refresh=say)
+            if done.get().shared_store:
+                follow_store(done, stop=stop_watching, on_change=say)
 
     say(f"listening on http://{args.host}:{args.port}/ (/readyz answers 200 once ready)")
     if uploads.allowed:

@@ -115,6 +115,40 @@ def watch_documents(slot: AssistantSlot, *, stop: threading.Event, debounce_ms: 
     return thread
 
 
+def follow_store(slot: AssistantSlot, *, stop: threading.Event, every: float = 2.0,
+                 on_change: Callable[[str], None] | None = None) -> threading.Thread:
+    """With a shared store (Milvus), look every `every` seconds for a version another
+    replica stored (a document added or removed through it) and swap it in whole
+    (Assistant.follow_store). An unreachable store is told once, then retried; the
+    server keeps answering from the version it has."""
+
+    def run() -> None:
+        failing = False
+        while not stop.wait(every):
+            if not slot.ready:
+                continue
+            try:
+                changed = slot.get().follow_store()
+            except AssistantError as exc:
+                if not failing and on_change is not None:
+                    on_change(f"cannot follow the store, answering from the version loaded: {exc}")
+                failing = True
+                continue
+            except Exception:  # noqa: BLE001 - the server keeps serving the old index
+                log.exception("following the store failed")
+                failing = True
+                continue
+            failing = False
+            if changed and on_change is not None:
+                counts = slot.get().index.manifest["counts"]
+                on_change(f"the store has a new version: {counts['documents']} documents, "
+                          f"{counts['chunks']} passages")  # fmt: skip
+
+    thread = threading.Thread(target=run, name="follow-store", daemon=True)
+    thread.start()
+    return thread
+
+
 def as_slot(source: Assistant | AssistantSlot | Callable[[], Assistant]) -> AssistantSlot:
     if isinstance(source, AssistantSlot):
         return source
