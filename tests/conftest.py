@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -181,19 +182,13 @@ def real_server_url(real_assistant):
         yield url
 
 
-@pytest.fixture(scope="session")
-def milvus_server(tmp_path_factory):
-    """A real Milvus Lite server process on a loopback port, over gRPC: the one `.ci/run`
-    started (ASSISTANT_TEST_MILVUS=milvus://127.0.0.1:PORT), else one started here and
-    stopped after the session. Never skipped: the store tests need it."""
-    given = os.environ.get("ASSISTANT_TEST_MILVUS", "").strip()
-    if given:
-        yield given.rstrip("/")
-        return
+@contextlib.contextmanager
+def milvus_server_process(data: Path):
+    """`milvus-lite server` on a free loopback port, its data in `data`, until the block ends:
+    yields (uri, process)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    data = tmp_path_factory.mktemp("milvus-data")
     command = [str(Path(sys.executable).with_name("milvus-lite")), "server", "--data-dir", str(data),
                "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -206,13 +201,26 @@ def milvus_server(tmp_path_factory):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"milvus-lite server did not start: {process.stderr.read().decode()[-500:]}")
             time.sleep(0.1)
-        yield f"milvus://127.0.0.1:{port}"
+        yield f"milvus://127.0.0.1:{port}", process
     finally:
         process.terminate()
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """A real Milvus Lite server process on a loopback port, over gRPC: the one `.ci/run`
+    started (ASSISTANT_TEST_MILVUS=milvus://127.0.0.1:PORT), else one started here and
+    stopped after the session. Never skipped: the store tests need it."""
+    given = os.environ.get("ASSISTANT_TEST_MILVUS", "").strip()
+    if given:
+        yield given.rstrip("/")
+        return
+    with milvus_server_process(tmp_path_factory.mktemp("milvus-data")) as (uri, _):
+        yield uri
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from assistant.errors import DocumentError, IndexLoadError, SettingsError, Store
 from assistant.store import milvus as milvus_module
 from assistant.store.stores import open_store
 
-from conftest import FakeEmbedder
+from conftest import FakeEmbedder, milvus_server_process
 
 REPORT = """# Report on the Neutral Commission
 
@@ -194,6 +194,21 @@ def test_servers_on_one_store_follow_each_other(tmp_path, tiny_seeds, milvus_uri
                 == "commission.md"
     finally:
         stop.set()
+
+
+def test_a_replica_keeps_answering_while_the_store_is_away_and_refuses_to_add(tmp_path, tiny_seeds):
+    with milvus_server_process(tmp_path / "milvus") as (uri, server):
+        first = replica(tmp_path, tiny_seeds, f"{uri}/away", "a")
+        before = [first.ask(q).to_dict() for q in QUESTIONS]
+        server.terminate()
+        server.wait(10)
+        assert [first.ask(q).to_dict() for q in QUESTIONS] == before  # its copy of the vectors, exactly
+        assert first.index.dense.away
+        with pytest.raises(StoreError, match="away|failed|reach"):
+            first.add_documents([("commission.md", REPORT.encode())])
+        assert "commission.md" not in names(first)
+        with pytest.raises(StoreError):
+            first.follow_store()
 
 
 def test_a_store_that_cannot_be_reached_is_one_line(tmp_path, tiny_seeds, capsys):

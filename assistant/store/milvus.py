@@ -32,6 +32,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,6 +40,7 @@ import numpy as np
 
 from ..errors import IndexLoadError, StoreError
 from ..ingest.documents import Document, Paragraph
+from . import ann
 from .index import _VERSION_NAME, Index
 from .persist import build_lock, read_version, version_name, write_version
 
@@ -46,7 +48,9 @@ PREFIX = "korea_talks"
 PART_BYTES = 45_000  # of a file per row: 60,000 base64 characters, under VARCHAR's 65,535
 BATCH_ROWS = 256  # rows per insert
 KEY_CHARS = 32
+RETRY_SECONDS = 5.0  # while the store is away, how long searches skip it before trying again
 _DUMMY_DIM = 2  # Milvus wants a vector field in every collection; files and meta hold zeros
+log = logging.getLogger(__name__)
 
 
 class StoreConflict(StoreError):
@@ -56,13 +60,22 @@ class StoreConflict(StoreError):
 class MilvusVectors:
     """One version's vectors in a Milvus collection, searched as FAISS is searched
     (`search(queries, k) -> (scores, ids)`, ids are rows of the version), so that
-    ann.search and retrieval use it unchanged."""
+    ann.search and retrieval use it unchanged.
 
-    def __init__(self, store: MilvusStore, collection: str, keys: Sequence[str], doc_keys: Sequence[str]):
+    When Milvus cannot be reached, the version's own copy of the vectors is searched
+    exactly instead (the same top-k as Milvus's FLAT index), told once in the log: a
+    replica keeps answering while the store is away; adding documents waits for it."""
+
+    def __init__(self, store: MilvusStore, collection: str, keys: Sequence[str], doc_keys: Sequence[str],
+                 vectors: np.ndarray):  # fmt: skip
         self._store, self._collection = store, collection
         self._rows = {key: row for row, key in enumerate(keys)}
         self.ntotal = len(keys)
         self._filter = _in_filter("doc_key", sorted(set(doc_keys)))
+        self._vectors = vectors
+        self._local = None  # faiss.IndexFlatIP over the copy, made at the first outage
+        self.away = False
+        self._retry_at = 0.0  # while away, Milvus is tried again only after this
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = np.asarray(queries, dtype=np.float32)
@@ -70,11 +83,22 @@ class MilvusVectors:
         ids = np.full((len(queries), k), -1, dtype=np.int64)
         if not len(queries) or k <= 0:
             return scores, ids
-        hits = self._store.call(
-            "search", collection_name=self._collection, data=queries.tolist(), limit=k,
-            filter=self._filter, output_fields=["key"], anns_field="vector",
-            search_params={"metric_type": "IP"},
-        )  # fmt: skip
+        if self.away and time.monotonic() < self._retry_at:
+            return self._search_copy(queries, k)
+        try:
+            hits = self._store.call(
+                "search", collection_name=self._collection, data=queries.tolist(), limit=k,
+                filter=self._filter, output_fields=["key"], anns_field="vector",
+                search_params={"metric_type": "IP"},
+            )  # fmt: skip
+        except StoreError as exc:
+            if not self.away:
+                log.warning("%s; searching this replica's copy of the vectors until it is back", exc)
+            self.away, self._retry_at = True, time.monotonic() + RETRY_SECONDS
+            return self._search_copy(queries, k)
+        if self.away:
+            log.warning("the store %s answers again", self._store.uri)
+            self.away = False
         for i, row in enumerate(hits):
             j = 0
             for hit in row:
@@ -84,6 +108,11 @@ class MilvusVectors:
                 scores[i, j], ids[i, j] = hit["distance"], found
                 j += 1
         return scores, ids
+
+    def _search_copy(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._local is None:
+            self._local = ann.build(self._vectors, {"type": "flat-ip"})
+        return self._local.search(queries, min(k, self.ntotal))
 
 
 class MilvusStore:
@@ -123,8 +152,10 @@ class MilvusStore:
                     from pymilvus import MilvusClient
 
                     # Its iterators warn on every call that Milvus Lite gives them no
-                    # timestamp (pymilvus sets its loggers' levels when imported).
-                    logging.getLogger("pymilvus").setLevel(logging.ERROR)
+                    # timestamp, and it logs a traceback for every failed call, which
+                    # StoreError already tells in one line (its loggers' levels are set
+                    # when it is imported, hence here).
+                    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
                     if not self._address.startswith("http"):
                         Path(self._address).parent.mkdir(parents=True, exist_ok=True)
                     client = MilvusClient(uri=self._address, timeout=min(self.timeout, 10.0), dedicated=True)
@@ -227,8 +258,9 @@ class MilvusStore:
         doc_keys = _doc_keys(index.manifest)
         chunk_keys = [_row_key(doc_keys[c.doc], c.start, c.end, "c") for c in index.chunks]
         sentence_keys = [_row_key(doc_keys[d], s.start, s.end, "s") for d, s in index.sentences]
-        return (MilvusVectors(self, self._name("chunks"), chunk_keys, doc_keys.values()),
-                MilvusVectors(self, self._name("sentences"), sentence_keys, doc_keys.values()))  # fmt: skip
+        return (MilvusVectors(self, self._name("chunks"), chunk_keys, doc_keys.values(), index.chunk_vectors),
+                MilvusVectors(self, self._name("sentences"), sentence_keys, doc_keys.values(),
+                              index.sentence_vectors))  # fmt: skip
 
     def _download(self, version: str, folder: Path) -> None:
         parts: dict[str, dict[int, str]] = {}

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import AssistantError, CitationNotFoundError
+from ..errors import AssistantError, CitationNotFoundError, StoreError
 from .batching import answer_requests
 from .handlers import GENERIC_ERROR, api_cite, error_message
 from .server import AssistantSlot, NotReadyError
@@ -144,9 +144,10 @@ class AskBatcher:
 
 
 def error_response(exc: BaseException) -> JSONResponse:
-    """The one-line error and its status: 503 not ready or busy, 404 no such citation,
+    """The one-line error and its status: 503 not ready or busy (or the store away), 404
+    no such citation,
     400 any other engine error, 500 anything else (logged)."""
-    if isinstance(exc, NotReadyError):
+    if isinstance(exc, (NotReadyError, StoreError)):
         status = 503
     elif isinstance(exc, CitationNotFoundError):
         status = 404
