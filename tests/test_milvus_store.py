@@ -237,3 +237,16 @@ def test_an_empty_store_is_built_and_an_in_process_milvus_lite_file_works(tmp_pa
         open_store(Settings(index_dir=tmp_path / "x", store=uri)).load()
     shared = replica(tmp_path, tiny_seeds, uri, "a")
     assert shared.build_stats is not None and shared.ask(QUESTIONS[0]).citations
+
+
+def test_a_suite_evaluation_never_writes_its_corpora_into_the_shared_store(tmp_path, tiny_seeds, milvus_uri):
+    from assistant.evaluation.suite import Corpus, corpus_assistant
+
+    shared = replica(tmp_path, tiny_seeds, milvus_uri, "a")
+    version = open_store(shared.settings).version()
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "line.md").write_text(OTHER, encoding="utf-8")
+    other = corpus_assistant(Corpus("tiny+1", (tiny_seeds, extra), ()), shared, tmp_path / "work")
+    assert "line.md" in names(other) and not other.settings.store
+    assert open_store(shared.settings).version() == version

@@ -94,7 +94,9 @@ def corpus_assistant(corpus: Corpus, assistant: Assistant, work_dir: Path, *, pr
         target = seeds / name
         if not target.exists() or target.read_bytes() != file.read_bytes():
             shutil.copyfile(file, target)
-    settings = assistant.settings.with_(seeds_dir=seeds, index_dir=work_dir / slug / "index")
+    # A suite's corpora are indexed in local folders of their own, never in a shared store
+    # (`--store`): that holds the documents every reader is answered from.
+    settings = assistant.settings.with_(seeds_dir=seeds, index_dir=work_dir / slug / "index", store="")
     return Assistant.load(settings=settings, embedder=assistant.embedder, progress=progress)
 
 
