@@ -98,12 +98,14 @@ class Assistant:
     def index(self) -> Index:
         return self._state.index
 
-    def refresh(self, *, progress=None, remove=()) -> BuildStats | None:
+    def refresh(self, *, progress=None, remove=(), add=()) -> BuildStats | None:
         """Re-read the seeds and update the index; swap it in only once it is complete.
-        `remove`: documents a shared store holds that are to go (remove_document)."""
+        With a shared store: `add`, library documents to put in it (add_documents);
+        `remove`, documents it holds that are to go (remove_document)."""
         index, documents, warnings, stats = sync_index(
-            self.settings, self.embedder, current=self._state.index, progress=progress, remove=remove
-        )
+            self.settings, self.embedder, current=self._state.index, progress=progress, remove=remove,
+            add=add,
+        )  # fmt: skip
         self.warnings = warnings
         self._state = _make_state(index, documents)
         return stats
@@ -229,9 +231,11 @@ class Assistant:
         ready = files and all(isinstance(f, library.NewDocument) for f in files)  # from prepare_files
         prepared = list(files) if ready else prepare_files(files, settings, title=title)
         with library.locked(settings.library_dir):
+            if self.shared_store:
+                self._forget_removed_elsewhere({d.name for d in prepared})
             before = library.add(settings.library_dir, prepared, taken=self._seeds_names())
             try:
-                stats = self.refresh(progress=progress)
+                stats = self.refresh(progress=progress, add={d.name for d in prepared})
                 missing = [d.name for d in prepared if d.name not in self._state.documents]
                 if missing:
                     reason = next((w for w in self.warnings if missing[0] in w), "it holds no text")
@@ -278,6 +282,17 @@ class Assistant:
                  "source": "added" if d.path in entries else "seeds",
                  "added": entries.get(d.path, {}).get("added", "")}
                 for d in state.documents.values()]  # fmt: skip
+
+    def _forget_removed_elsewhere(self, names: set[str]) -> None:
+        """Of `names` (being added), the library entries of documents the shared store no
+        longer holds (another replica removed them): dropped, so the new file replaces
+        the old. Other such entries stay as they are: inert, never put back in the store."""
+        entries, _ = library.read_entries(self.settings.library_dir)
+        stale = [n for n in entries if n in names and n not in self._state.documents]
+        for name in stale:
+            library.remove(self.settings.library_dir, name)
+        if stale:
+            library.collect(self.settings.library_dir)
 
     def _seeds_names(self) -> set[str]:
         entries, _ = library.read_entries(self.settings.library_dir)

@@ -250,3 +250,20 @@ def test_a_suite_evaluation_never_writes_its_corpora_into_the_shared_store(tmp_p
     other = corpus_assistant(Corpus("tiny+1", (tiny_seeds, extra), ()), shared, tmp_path / "work")
     assert "line.md" in names(other) and not other.settings.store
     assert open_store(shared.settings).version() == version
+
+
+def test_a_document_removed_through_another_replica_does_not_come_back_from_the_first(
+        tmp_path, tiny_seeds, milvus_uri):  # fmt: skip
+    first = replica(tmp_path, tiny_seeds, milvus_uri, "a")
+    second = replica(tmp_path, tiny_seeds, milvus_uri, "b")
+    first.add_documents([("commission.md", REPORT.encode())])
+    second.follow_store()
+    second.remove_document("commission.md")
+    restarted = replica(tmp_path, tiny_seeds, milvus_uri, "a")  # its library still has the file
+    assert "commission.md" not in names(restarted)
+    assert restarted.build_stats is None  # nothing rebuilt, nothing pushed back
+    restarted.refresh()
+    assert "commission.md" not in names(restarted)
+    # Added again through it, it is back, for both.
+    restarted.add_documents([("commission.md", REPORT.encode())])
+    assert second.follow_store() and "commission.md" in names(second)

@@ -25,11 +25,13 @@ log = logging.getLogger(__name__)
 
 
 def sync_index(settings: Settings, embedder: Embedder, *, current: Index | None = None,
-               progress=None, rebuild: bool = False, remove=()):  # fmt: skip
+               progress=None, rebuild: bool = False, remove=(), add=()):  # fmt: skip
     """Documents and an index that matches them, building only what changed.
 
-    The documents are the seeds folder's and the library's; with a shared store, also
-    those other replicas added to it, except the names in `remove`.
+    The documents are the seeds folder's and the library's. With a shared store, the
+    added documents are the store's (whichever replica added them), less `remove`, and
+    the library's only when the store holds them or they are in `add` (being added now):
+    a document another replica removed does not come back from this one's library.
     Returns (index, documents, warnings, stats); stats is None when nothing was built.
     """
     if Path(settings.index_dir).exists() and not Path(settings.index_dir).is_dir():
@@ -47,7 +49,7 @@ def sync_index(settings: Settings, embedder: Embedder, *, current: Index | None 
             if _live_version(store) is not None:
                 warnings.append(f"rebuilding the index: {exc}")
     for attempt in range(CONFLICT_RETRIES):
-        documents, sources = _with_stored(local, index, settings, remove) if store.shared else (local, {})
+        documents, sources = _with_stored(local, index, settings, remove, add) if store.shared else (local, {})
         reason = None if rebuild else _stale_reason(index, documents, embedder, settings)
         if not rebuild and reason is None:
             return index, documents, warnings, None
@@ -82,12 +84,16 @@ def _live_version(store) -> str | None:
         return None
 
 
-def _with_stored(local: list[Document], index: Index | None, settings: Settings, remove) -> tuple[list, dict]:
-    """The local documents and the documents other replicas added to the shared store,
+def _with_stored(local: list[Document], index: Index | None, settings: Settings, remove, add
+                 ) -> tuple[list, dict]:  # fmt: skip
+    """The seeds, the store's added documents and the library's being added (`add`),
     without `remove`; and each one's source ("seeds" or "added", with when)."""
     entries, _ = library.read_entries(settings.library_dir)
-    removed = set(remove)
-    documents = [d for d in local if d.path not in removed]
+    removed, adding = set(remove), set(add)
+    stored = {doc.path for doc, info in (index.stored_documents if index is not None else ())
+              if info.get("source") == "added"}  # fmt: skip
+    documents = [d for d in local if d.path not in removed
+                 and (d.path not in entries or d.path in stored or d.path in adding)]  # fmt: skip
     sources = {d.path: {"source": "added", "added": entries[d.path].get("added", "")} if d.path in entries
                else {"source": "seeds"} for d in documents}  # fmt: skip
     for doc, info in (index.stored_documents if index is not None else ()):
