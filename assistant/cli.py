@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--seeds", type=Path, default=Path("seeds"), help="documents folder")
     common.add_argument("--index", type=Path, default=Path("index"), help="index folder")
     common.add_argument("--store", default=os.environ.get("ASSISTANT_STORE", ""), metavar="URI",
-                        help="where the index lives: milvus://HOST:PORT or milvus-lite:PATH, "
+                        help="where the index lives: milvus://HOST:PORT[/DB] or milvus-lite:PATH, "
                              "shared by replicas (default: the index folder; env ASSISTANT_STORE)")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -337,7 +337,7 @@ def test_50_concurrent_clients_get_exactly_the_single_client_results(served, ass
 def test_questions_are_answered_from_the_old_index_until_the_new_one_is_swapped_in(
     tiny_seeds, tmp_path, monkeypatch
 ):
-    import assistant.store.sync as pipeline
+    import assistant.store.stores as pipeline  # where the folder store saves
 
     settings = Settings(abstain_below=0.0)
     live = Assistant.load(tiny_seeds, tmp_path / "index", settings=settings, embedder=FakeEmbedder())
