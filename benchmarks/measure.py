@@ -59,10 +59,10 @@ def time_calls(fn: Callable[[], object], repeat: int, *, scale: float = 1000.0) 
     return out
 
 
-def rss_mb() -> float:
-    """Resident memory of this process now, MB (from /proc; 0 where unavailable)."""
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident memory of this process (or of `pid`) now, MB (from /proc; 0 where unavailable)."""
     try:
-        with open("/proc/self/status") as handle:
+        with open(f"/proc/{pid}/status") as handle:
             for line in handle:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024

@@ -2,13 +2,14 @@
 
 Measures the seeds (build, cold start, server readiness, ask latency, HTTP round
 trip, throughput), txtai side by side, batching, embedding throughput, an
-incremental rebuild in a 10k-chunk corpus, and dense/BM25 search on random data
-up to 1M. Prints a table, writes benchmarks/results.json and draws
-benchmarks/scaling.png. Every figure is a median with its p95 over repeated runs
-(n says how many); ratios compare figures measured in this same run. Nothing is
-asserted: these are numbers to read, not tests.
+incremental rebuild in a 10k-chunk corpus, dense/BM25 search on random data
+up to 1M, and the Milvus store beside the FAISS folder store (the seeds; random
+vectors to 1M in a milvus-lite server). Prints a table, writes
+benchmarks/results.json and draws benchmarks/scaling.png. Every figure is a median
+with its p95 over repeated runs (n says how many); ratios compare figures measured
+in this same run. Nothing is asserted: these are numbers to read, not tests.
 
-    python benchmarks/run.py [--quick] [--only seeds,http,txtai,scale,incremental,ann,bm25]
+    python benchmarks/run.py [--quick] [--only seeds,http,txtai,scale,incremental,ann,bm25,milvus]
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ sys.path.insert(0, str(HERE))
 
 from measure import Figure, load_average, machine, package_version  # noqa: E402
 
-SECTIONS = ("seeds", "http", "txtai", "scale", "incremental", "ann", "bm25")
+SECTIONS = ("seeds", "http", "txtai", "scale", "incremental", "ann", "bm25", "milvus")
 
 
 class Bench:
@@ -80,6 +81,7 @@ class Bench:
 
 def run(bench: Bench) -> None:
     import http_bench
+    import milvus_bench
     import scale_bench
     import seeds_bench
 
@@ -91,7 +93,7 @@ def run(bench: Bench) -> None:
         finally:
             bench.timings[name] = time.perf_counter() - started
 
-    needs_seeds = bench.only & {"seeds", "http", "txtai", "scale"}
+    needs_seeds = bench.only & {"seeds", "http", "txtai", "scale", "milvus"}
     assistant = index_dir = None
     qs = seeds_bench.questions(ROOT, bench.repeat(60, 20))
     if needs_seeds:
@@ -131,6 +133,10 @@ def run(bench: Bench) -> None:
         step("random vectors", scale_bench.random_vectors, bench)
     if bench.wants("bm25"):
         step("BM25", scale_bench.bm25_sizes, bench)
+    if bench.wants("milvus"):
+        step("milvus: the seeds, FAISS folder vs Milvus store", milvus_bench.seeds_side_by_side, bench,
+             assistant, qs)  # fmt: skip
+        step("milvus: random vectors in milvus-lite", milvus_bench.million, bench)
 
 
 def print_table(bench: Bench) -> None:
@@ -169,7 +175,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
     parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(SECTIONS)}")
-    parser.add_argument("--hnsw", action="store_true", help="also build HNSW at 100k (slow)")
+    parser.add_argument("--hnsw", action="store_true",
+                        help="also build HNSW at 100k (slow): FAISS (ann), milvus-lite (milvus)")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument("--plot", type=Path, default=HERE / "scaling.png")
     args = parser.parse_args()
