@@ -122,6 +122,7 @@ def test_an_update_embeds_and_upserts_only_new_rows_and_a_removal_deletes_them(t
     versions = {r["version"] for r in store.call("query", collection_name=store._name("files"),
                                                  filter='key != ""', output_fields=["version"], limit=16_384)}
     assert live <= versions and len(versions) == 2  # the live one and the one before
+    assert len(list((tmp_path / "a" / "store-cache").glob("v-*"))) == 2  # its cache: the same two
 
 
 def test_a_build_that_fails_midway_leaves_the_live_version_whole(tmp_path, tiny_seeds, milvus_uri, monkeypatch):

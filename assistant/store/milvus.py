@@ -131,6 +131,7 @@ class MilvusStore:
         self.timeout = timeout
         self._client = None
         self._connect_lock = threading.Lock()
+        self._loaded: str | None = None  # the version last opened (kept in the cache)
 
     # -- the client ------------------------------------------------------------------
 
@@ -246,6 +247,7 @@ class MilvusStore:
 
     def _open(self, folder: Path) -> Index:
         index = read_version(folder, searchers=self._searchers)
+        self._loaded = folder.name
         try:
             records = [json.loads(line) for line in (folder / "documents.jsonl").read_text("utf-8").splitlines()
                        if line.strip()]  # fmt: skip
@@ -290,9 +292,7 @@ class MilvusStore:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        for old in self.cache_dir.glob("v-*"):  # the cache keeps the newest two
-            if old.name != version and old.stat().st_mtime < folder.stat().st_mtime - 1:
-                shutil.rmtree(old, ignore_errors=True)
+        self._prune_cache(keep={version, *(v for v in [self._loaded] if v)})
 
     # -- writing ---------------------------------------------------------------------
 
@@ -335,7 +335,14 @@ class MilvusStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         self._collect(keep=[version, live.get("version")], keep_docs=set(doc_keys.values()))
+        self._prune_cache(keep={version, live.get("version")})
         return self._open(folder)
+
+    def _prune_cache(self, keep: set) -> None:
+        """The cache keeps the versions in `keep` (the new one and the one in use)."""
+        for old in self.cache_dir.glob("v-*"):
+            if old.name not in keep:
+                shutil.rmtree(old, ignore_errors=True)
 
     def _upsert_vectors(self, kind: str, rows: list[tuple[str, str]], vectors: np.ndarray) -> None:
         have = set()
