@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,36 +24,12 @@ BATCH = 16  # questions per ask_batch
 
 
 @contextlib.contextmanager
-def milvus_server(data_dir: Path, *, start_timeout: float = 60.0):
-    """A `milvus-lite server` on a free 127.0.0.1 port: yields (HOST:PORT, process);
-    terminated (killed if need be) on the way out, its data folder left to the caller."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    data_dir.mkdir(parents=True, exist_ok=True)
-    command = [str(Path(sys.executable).with_name("milvus-lite")), "server", "--data-dir", str(data_dir / "data"),
-               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-    log_path = data_dir / "server.log"  # a file, not a pipe: nothing blocks on a full pipe
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + start_timeout
-        while True:
-            with socket.socket() as attempt:
-                if attempt.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = log_path.read_text(errors="replace")[-500:]
-                raise RuntimeError(f"milvus-lite server did not start: {tail}")
-            time.sleep(0.1)
-        yield f"127.0.0.1:{port}", process
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+def milvus_server(data_dir: Path):
+    """store/milvus.local_server, as (HOST:PORT, process)."""
+    from assistant.store.milvus import local_server
+
+    with local_server(data_dir) as (uri, process):
+        yield uri[len("milvus://"):], process
 
 
 def _quoted(answer) -> tuple:

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -182,32 +177,12 @@ def real_server_url(real_assistant):
         yield url
 
 
-@contextlib.contextmanager
 def milvus_server_process(data: Path):
-    """`milvus-lite server` on a free loopback port, its data in `data`, until the block ends:
-    yields (uri, process)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [str(Path(sys.executable).with_name("milvus-lite")), "server", "--data-dir", str(data),
-               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with socket.socket() as attempt:
-                if attempt.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"milvus-lite server did not start: {process.stderr.read().decode()[-500:]}")
-            time.sleep(0.1)
-        yield f"milvus://127.0.0.1:{port}", process
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    """A `milvus-lite server` process on a free loopback port until the block ends:
+    yields (uri, process) (store/milvus.local_server)."""
+    from assistant.store.milvus import local_server
+
+    return local_server(data)
 
 
 @pytest.fixture(scope="session")

@@ -406,6 +406,45 @@ class MilvusStore:
         return json.loads(b"".join(base64.b64decode(r["data"]) for r in sorted(rows, key=lambda r: r["part"])))
 
 
+@contextlib.contextmanager
+def local_server(data_dir: Path, *, start_timeout: float = 60.0):
+    """`milvus-lite server` on a free 127.0.0.1 port (never all interfaces), its data
+    and log (server.log) in `data_dir`, until the block ends: yields ("milvus://127.0.0.1:
+    PORT", the process). For the tests and the benchmarks; a deployment runs its own."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    command = [str(Path(sys.executable).with_name("milvus-lite")), "server", "--data-dir", str(data_dir / "data"),
+               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    log_path = data_dir / "server.log"  # a file, not a pipe: nothing blocks on a full pipe
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            with socket.socket() as attempt:
+                if attempt.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = log_path.read_text(errors="replace")[-500:]
+                raise StoreError(f"milvus-lite server did not start: {_one_line(RuntimeError(tail))}")
+            time.sleep(0.1)
+        yield f"milvus://127.0.0.1:{port}", process
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
 def document_record(doc: Document) -> dict:
     """A Document as JSON: everything answers and citations read of it."""
     return {"path": doc.path, "title": doc.title, "text": doc.text, "sha256": doc.sha256,
