@@ -272,8 +272,8 @@ class Assistant:
         chunks, where it came from and when it was added."""
         state = self._state
         entries, _ = library.read_entries(self.settings.library_dir)
-        entries = {**{doc.path: info for doc, info in state.index.stored_documents
-                      if info.get("source") == "added"}, **entries}  # another replica's too
+        entries = {**{path: info for path, (_, info) in state.index.stored_added.items()},
+                   **entries}  # another replica's too
         chunks: dict[str, int] = {}
         for chunk in state.index.chunks:
             chunks[chunk.doc] = chunks.get(chunk.doc, 0) + 1
@@ -296,7 +296,7 @@ class Assistant:
 
     def _seeds_names(self) -> set[str]:
         entries, _ = library.read_entries(self.settings.library_dir)
-        added = {doc.path for doc, info in self._state.index.stored_documents if info.get("source") == "added"}
+        added = self._state.index.stored_added
         return {path for path in self._state.documents if path not in entries and path not in added}
 
     def cite(self, citation: str) -> Citation:

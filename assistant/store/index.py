@@ -60,6 +60,11 @@ class Index:
     _proper_names: dict | None = field(default=None, repr=False)
 
     @property
+    def stored_added(self) -> dict[str, tuple]:
+        """Of stored_documents, those added (not the seeds): path -> (Document, info)."""
+        return {doc.path: (doc, info) for doc, info in self.stored_documents if info.get("source") == "added"}
+
+    @property
     def vocabulary(self) -> dict[str, int]:
         """BM25 term -> column."""
         if self._vocabulary is None:

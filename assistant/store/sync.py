@@ -90,16 +90,15 @@ def _with_stored(local: list[Document], index: Index | None, settings: Settings,
     without `remove`; and each one's source ("seeds" or "added", with when)."""
     entries, _ = library.read_entries(settings.library_dir)
     removed, adding = set(remove), set(add)
-    stored = {doc.path for doc, info in (index.stored_documents if index is not None else ())
-              if info.get("source") == "added"}  # fmt: skip
+    stored = index.stored_added if index is not None else {}
     documents = [d for d in local if d.path not in removed
                  and (d.path not in entries or d.path in stored or d.path in adding)]  # fmt: skip
     sources = {d.path: {"source": "added", "added": entries[d.path].get("added", "")} if d.path in entries
                else {"source": "seeds"} for d in documents}  # fmt: skip
-    for doc, info in (index.stored_documents if index is not None else ()):
-        if info.get("source") == "added" and doc.path not in sources and doc.path not in removed:
+    for path, (doc, info) in stored.items():
+        if path not in sources and path not in removed:
             documents.append(doc)
-            sources[doc.path] = dict(info)
+            sources[path] = dict(info)
     return documents, sources
 
 
