@@ -35,3 +35,7 @@ class DocumentError(AssistantError):
 
 class StoreError(AssistantError):
     """The index store (a Milvus server) cannot be reached or refused a request."""
+
+
+class StoreConflict(StoreError):
+    """Another builder switched a shared store's live version while this one built."""

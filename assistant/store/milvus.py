@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import IndexLoadError, StoreError
+from ..errors import IndexLoadError, StoreConflict, StoreError
 from ..ingest.documents import Document, Paragraph
 from . import ann
 from .index import _VERSION_NAME, Index
@@ -51,10 +51,6 @@ KEY_CHARS = 32
 RETRY_SECONDS = 5.0  # while the store is away, how long searches skip it before trying again
 _DUMMY_DIM = 2  # Milvus wants a vector field in every collection; files and meta hold zeros
 log = logging.getLogger(__name__)
-
-
-class StoreConflict(StoreError):
-    """Another builder switched the live version while this one built."""
 
 
 class MilvusVectors:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import IndexLoadError, SettingsError, StoreError
+from ..errors import SettingsError
 from ..ingest.documents import Document
 from .index import Index
 from .persist import build_lock, load_index, save_index
@@ -44,8 +44,11 @@ class Store(Protocol):
     def version(self) -> str | None:
         """The live version's name, cheaply (what a replica polls); None: no index yet."""
 
-    def save(self, index: Index, documents: Sequence[Document]) -> Index:
-        """Store `index` as the new live version; the index as readers now load it."""
+    def save(self, index: Index, documents: Sequence[Document], *, sources: dict | None = None,
+             base: str | None = ...) -> Index:  # fmt: skip
+        """Store `index` as the new live version; the index as readers now load it.
+        A shared store keeps `documents` too, with their `sources` ({"source", "added"}),
+        and raises StoreConflict when the live version is no longer `base`."""
 
     def lock(self) -> contextlib.AbstractContextManager:
         """One builder at a time (per machine; a shared store also checks, when it
@@ -70,8 +73,9 @@ class FolderStore:
         except OSError:
             return None
 
-    def save(self, index: Index, documents: Sequence[Document]) -> Index:
-        save_index(index, self.index_dir)
+    def save(self, index: Index, documents: Sequence[Document], *, sources: dict | None = None,
+             base: str | None = ...) -> Index:  # fmt: skip
+        save_index(index, self.index_dir)  # one process builds per folder (lock): no conflict
         return index
 
     def lock(self):
@@ -111,4 +115,4 @@ def open_store(settings) -> Store:
     return _OPEN[key]
 
 
-__all__ = ["FolderStore", "IndexLoadError", "Store", "StoreError", "check_store_uri", "open_store"]
+__all__ = ["FolderStore", "Store", "check_store_uri", "open_store"]

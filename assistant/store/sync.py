@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..embed.base import Embedder
-from ..errors import IndexLoadError
+from ..errors import IndexLoadError, StoreConflict
 from ..ingest import library
 from ..ingest.documents import Document, load_documents
 from .build import build_index
@@ -60,20 +60,17 @@ def sync_index(settings: Settings, embedder: Embedder, *, current: Index | None 
         with store.lock():
             previous = None if rebuild else index
             built, stats = build_index(documents, embedder, settings, previous=previous, progress=progress)
-            if not store.shared:
-                try:
-                    store.save(built, documents)
-                except OSError as exc:
-                    warnings.append(f"index kept in memory only, cannot write {settings.index_dir}: {exc}")
-                return built, documents, warnings, stats
-            from .milvus import StoreConflict
-
             try:
                 return store.save(built, documents, sources=sources, base=base), documents, warnings, stats
             except StoreConflict:
                 if attempt == CONFLICT_RETRIES - 1:
                     raise
                 index, rebuild = store.load(), False  # build again on what the other replica stored
+            except OSError as exc:
+                if store.shared:
+                    raise
+                warnings.append(f"index kept in memory only, cannot write {settings.index_dir}: {exc}")
+                return built, documents, warnings, stats
     raise AssertionError("unreachable")
 
 
