@@ -371,7 +371,8 @@ def test_stale_calibration_is_reported(tiny_settings):
 def test_a_suite_reports_each_corpus_and_block_and_calibrates_on_all(use_tiny_assistant, tiny_seeds,
                                                                      tmp_path, monkeypatch, capsys):  # fmt: skip
     """`assistant eval --suite`: the shipped corpus and one with a document added, each
-    with its blocks; --calibrate fits on both corpora's dev questions."""
+    with its blocks; --calibrate fits on both corpora's dev questions, never on those of a
+    corpus held out whole ("fit": false), which is still reported."""
     extra = tmp_path / "extra"
     extra.mkdir()
     (extra / "gamma.txt").write_text("The Geneva Conference\nThe Geneva Conference of 1954 failed to "
@@ -386,15 +387,18 @@ def test_a_suite_reports_each_corpus_and_block_and_calibrates_on_all(use_tiny_as
         {"name": "tiny", "documents": [str(tiny_seeds)], "questions": [shipped]},
         {"name": "tiny+1", "documents": [str(tiny_seeds), str(extra)],
          "questions": [shipped, str(extra / "questions.jsonl")]},
+        {"name": "held-out", "fit": False, "documents": [str(tiny_seeds), str(extra)],
+         "questions": [str(extra / "questions.jsonl")]},
     ]}), encoding="utf-8")  # fmt: skip
     monkeypatch.setattr(command, "CALIBRATION_FILE", tmp_path / "calibration.json")
     assert cli.main(["eval", "--suite", str(suite), "--split", "test", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
     assert [(r["corpus"], r["block"]) for r in rows] == [
-        ("tiny", "tiny"), ("tiny", "all"), ("tiny+1", "added"), ("tiny+1", "tiny"), ("tiny+1", "all")]
+        ("tiny", "tiny"), ("tiny", "all"), ("tiny+1", "added"), ("tiny+1", "tiny"), ("tiny+1", "all"),
+        ("held-out", "added"), ("held-out", "all")]
     assert rows[2]["metrics"]["questions"] == 1 and rows[2]["metrics"]["citation_hit@1"] == 1.0
     assert cli.main(["eval", "--suite", str(suite), "--calibrate", "--no-adapter"]) == 0
     saved = json.loads((tmp_path / "calibration.json").read_text())
-    assert saved["fitted_on"].startswith("4 dev questions + 5 about another corpus")  # its 4 and g1
+    assert saved["fitted_on"].startswith("4 dev questions + 5 about another corpus (")  # its 4, g1
     out = capsys.readouterr().out
     assert "by question kind:" in out and "\ntiny+1  " in out

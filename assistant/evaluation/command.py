@@ -49,7 +49,8 @@ def format_by_kind(results) -> str:
 
 def suite_command(args) -> int:
     """`assistant eval --suite FILE ...`: every corpus of the suite with its question sets,
-    one row per corpus and block; with --calibrate, fitted on every corpus's dev split."""
+    one row per corpus and block; with --calibrate, fitted on the dev split of every
+    corpus not marked `"fit": false`."""
     corpora = load_suite(args.suite)
     if not isinstance(args.k, int) or not 1 <= args.k <= 100:
         raise UsageError("k must be a whole number from 1 to 100")
@@ -65,11 +66,12 @@ def suite_command(args) -> int:
     assistants = [corpus_assistant(corpus, assistant, work, progress=progress) for corpus, _ in asked]
     own = [i for i, a in enumerate(assistants) if a is assistant]
     if args.calibrate:
+        own = [i for i in own if corpora[i].fit]
         if not own:
             raise UsageError("--calibrate with --suite needs a corpus of the documents folder itself")
         main = own[0]
-        others = [(a, select_split(q, "dev")) for i, (a, (_, q)) in enumerate(zip(assistants, asked))
-                  if i != main]  # fmt: skip
+        others = [(a, select_split(q, "dev")) for i, (a, (c, q)) in enumerate(zip(assistants, asked))
+                  if i != main and c.fit]  # fmt: skip
         calibration = calibrate(assistant, select_split(asked[main][1], "dev"), k=args.k,
                                 mode=args.mode, progress=progress, adapt=not args.no_adapter,
                                 others=others)  # fmt: skip

@@ -8,7 +8,9 @@ only folder is the assistant's own documents folder is answered by that assistan
 any other is copied into a work folder (documents only) and indexed there once,
 then kept up to date like any index. `assistant eval --suite FILE` prints one row
 per corpus and question block; `--calibrate` with it fits on every corpus's dev
-questions (fitting.py). Does not write question files or documents.
+questions (fitting.py) but those of a corpus marked `"fit": false`: one held out
+whole, to measure how the engine carries to documents nothing was fitted on. Does
+not write question files or documents.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Corpus:
     documents: tuple[Path, ...]
     questions: tuple[Path, ...]
     relabel: Path | None = None
+    fit: bool = True  # its dev questions enter `--calibrate`
 
 
 def load_suite(path: str | Path) -> list[Corpus]:
@@ -43,9 +46,11 @@ def load_suite(path: str | Path) -> list[Corpus]:
         for entry in data["corpora"]:
             folders = tuple((path.parent / d).resolve() for d in entry["documents"])
             files = tuple((path.parent / q).resolve() for q in entry["questions"])
-            relabel = entry.get("relabel")
+            relabel, fit = entry.get("relabel"), entry.get("fit", True)
+            if not isinstance(fit, bool):
+                raise TypeError(f"'fit' is true or false, not {fit!r}")
             corpora.append(Corpus(str(entry["name"]), folders, files,
-                                  (path.parent / relabel).resolve() if relabel else None))  # fmt: skip
+                                  (path.parent / relabel).resolve() if relabel else None, fit))  # fmt: skip
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"{path} is not a suite file ({type(exc).__name__}: {exc})") from None
     if not corpora:
