@@ -68,7 +68,8 @@ def suite_command(args) -> int:
     if args.calibrate:
         own = [i for i in own if corpora[i].fit]
         if not own:
-            raise UsageError("--calibrate with --suite needs a corpus of the documents folder itself")
+            raise UsageError('--calibrate with --suite needs a corpus of the documents folder itself'
+                             ' (not marked "fit": false)')
         main = own[0]
         others = [(a, select_split(q, "dev")) for i, (a, (c, q)) in enumerate(zip(assistants, asked))
                   if i != main and c.fit]  # fmt: skip
