@@ -11,10 +11,10 @@ web/app.SESSION_CAPACITY sessions, and Gradio's message queues of its last 2,000
 What that catches: before the session cap every call kept its session's state, and 500
 refused requests took the server from 474 to 689 MB; with the cap set back to Gradio's
 10,000 this test measures 1,204 MB (11 MB with it). Any leak of a fifth of each refused
-body fails. What it allows: with the caches full, tracemalloc
-finds no Python-level growth, but the RSS still creeps (about 20 KB a pair, in steps of
-up to 18 MB: the allocator's fragmentation under 250 KB strings); the old 50 MB bound,
-measured from before the caches were full, failed once at 50.1. Bounded in count and time.
+body fails. What it allows: with the caches full, tracemalloc finds no Python-level
+growth, but the RSS still creeps (about 20 KB a pair, in steps of up to 18 MB: the
+allocator's fragmentation under 250 KB strings); the old 50 MB bound, measured from
+before the caches were full, failed once at 50.1. Bounded in count and time.
 """
 
 from __future__ import annotations
