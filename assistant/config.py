@@ -67,11 +67,11 @@ class Settings:
     quote_novelty_weight: float = 1.8
     quote_type_weight: float = 1.6
     corroboration_cosine: float = 0.80
-    # Verification (answer/verify.py): statements of other passages that compete with the
-    # one quoted first, and how much surer one must be to replace it.
-    rivals: int = 0
+    # Selection (answer/selection.py): the top candidate statements verified and scored
+    # by a statement-level model fitted by --calibrate ({}: the first choice stands).
+    selector_candidates: int = 4
+    selector: dict = field(default_factory=dict, compare=False, hash=False)
     closest_passages: int = 3  # listed with an abstention, for the reader to check
-    switch_margin: float = 0.1
 
     # Abstention: answers whose confidence is below this are withheld.
     # See answer.confidence() for how the confidence is built.
@@ -154,7 +154,8 @@ def load_settings(calibration_file: Path | None = CALIBRATION_FILE, **overrides)
                 raise _Damaged(f"{calibration_file} does not match its checksum")
             values = {"calibration": dict(data.get("weights", {})),
                       "abstain_below": float(data["threshold"]),
-                      "relevance_floor": float(data.get("relevance_floor", 0.0))}  # fmt: skip
+                      "relevance_floor": float(data.get("relevance_floor", 0.0)),
+                      "selector": {str(k): float(v) for k, v in data.get("selector", {}).items()}}  # fmt: skip
             saved = data.get("adapter")
             if saved is not None:
                 name, sha256 = str(saved["file"]), str(saved["sha256"])

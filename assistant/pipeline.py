@@ -20,6 +20,7 @@ import numpy as np
 from .answer.citations import NOT_IN_DOCUMENTS, Answer, Citation, answer_text, citation_id, clean_citation_id
 from .answer.compose import compose_answer
 from .answer.confidence import DEFAULT_WEIGHTS, feature_matrix, type_gate
+from .answer.selection import selector_names
 from .config import Settings, load_settings
 from .embed import adapter
 from .embed.base import Embedder, bundled_model_dir
@@ -43,7 +44,7 @@ __all__ = [
     "DEFAULT_WEIGHTS", "NOT_IN_DOCUMENTS", "Answer", "Assistant", "BuildStats", "Citation", "Hit",
     "Query", "answer_text", "bundled_model_dir", "check_question", "check_store_uri", "check_turns",
     "decode_bytes",
-    "feature_matrix", "prepare_files", "type_gate",
+    "feature_matrix", "prepare_files", "selector_names", "type_gate",
 ]  # fmt: skip
 
 _CITATION_ID = re.compile(r"^(?P<doc>.+):(?P<start>\d+)-(?P<end>\d+)(?:#(?P<hash>[0-9a-f]{6}))?$")

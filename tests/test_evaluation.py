@@ -10,6 +10,7 @@ import pytest
 from assistant import Assistant, cli, evaluation
 from assistant.evaluation import command, report, runner
 from assistant.answer.confidence import DEFAULT_WEIGHTS
+from assistant.answer.selection import selector_names
 from assistant.config import load_settings
 from assistant.errors import AssistantError, SettingsError, UsageError
 from assistant.evaluation import (
@@ -247,9 +248,11 @@ def test_calibrate_writes_what_settings_read(use_tiny_assistant, questions_file,
     out = capsys.readouterr().out
     assert "risk/coverage on dev" in out and "<- chosen" in out
     saved = json.loads(target.read_text())
-    assert set(saved) == {"weights", "threshold", "relevance_floor", "fitted_on", "dev_metrics", "adapter",
-                          "sha256"}
+    assert set(saved) == {"weights", "selector", "threshold", "relevance_floor", "fitted_on", "dev_metrics",
+                          "adapter", "sha256"}
     assert set(saved["weights"]) == set(DEFAULT_WEIGHTS)  # the bias and every feature
+    # The selector: a weight for the bias and each of its inputs, read back as written.
+    assert set(saved["selector"]) == {"bias", *selector_names(DEFAULT_WEIGHTS)}
     # The query adapter sits beside it as .npy, named and checked by its checksum.
     assert saved["adapter"]["file"] == f"query_adapter-{saved['adapter']['sha256'][:12]}.npy"
     assert sorted(p.name for p in tmp_path.glob("query_adapter-*")) == [saved["adapter"]["file"]]
@@ -260,6 +263,7 @@ def test_calibrate_writes_what_settings_read(use_tiny_assistant, questions_file,
     assert saved["dev_metrics"]["false_abstention_rate"] == 0.0
     settings = load_settings(calibration_file=target)
     assert settings.abstain_below == saved["threshold"] and settings.calibration == saved["weights"]
+    assert settings.selector == saved["selector"]
     dimension = use_tiny_assistant.embedder.dimension
     assert settings.query_adapter.shape == (dimension, dimension)
     assert not np.allclose(settings.query_adapter, np.eye(dimension))  # it was fitted

@@ -15,10 +15,12 @@ import pytest
 
 from assistant import Assistant
 from assistant.answer.compose import explained_rows
-from assistant.answer.confidence import type_gate
+from assistant.answer.confidence import DEFAULT_WEIGHTS, type_gate
+from assistant.answer.selection import selection_score, selector_names
 from assistant.answer.verify import check_statement, short_answer, typed_spans
 from assistant.config import Settings
-from assistant.evaluation.metrics import exact_match, squad_tokens, token_f1
+from assistant.evaluation.fitting import fit_selector
+from assistant.evaluation.metrics import QuestionResult, exact_match, squad_tokens, token_f1
 from assistant.evaluation.suite import corpus_questions, load_suite
 from assistant.search.analysis import analyse_question
 from assistant.search.query import pooled_without, relation_pieces
@@ -196,17 +198,46 @@ def test_the_relations_word_pieces_are_found_and_pooled_out():
     assert pooled_without((ids, vectors), []) is None
 
 
-def test_rival_statements_compete_and_no_answer_is_every_candidate_wrong(corpus):
-    """With rivals on (Settings.rivals; off by default, docs/verification.md), the best
-    statement of other passages competes with the first, and the no-answer candidate's
-    score is the chance that all of them are wrong."""
-    alone = corpus.ask("When was the armistice signed?")
-    competing = Assistant(corpus.index, list(corpus._state.documents.values()), corpus.embedder,
-                          corpus.settings.with_(rivals=3, switch_margin=0.0))  # fmt: skip
-    answer = competing.ask("When was the armistice signed?")
+def test_the_selector_chooses_the_quote_and_no_answer_is_every_candidate_wrong(corpus):
+    """The top candidates are each verified and scored by the selector (fitted by
+    --calibrate; none here): its choice is quoted, the confidence stays the first
+    choice's, and the no-answer candidate's score is the chance that all are wrong."""
+    question = "When was the armistice signed?"
+    alone = corpus.ask(question)
+    assert "selected" not in alone.features
     assert alone.features["no_answer"] == round(1.0 - alone.confidence, 4)
-    assert answer.confidence >= alone.confidence  # the surest candidate is quoted
-    assert answer.features["no_answer"] <= round(1.0 - answer.confidence, 4)
+    assert len(alone.candidates) >= 3
+    assert all(set(selector_names(DEFAULT_WEIGHTS)) <= set(inputs) for inputs, _ in alone.candidates)
+    assert alone.citations[0].quote == alone.candidates[0][1]  # the first choice, weighed first
+    # A selector that prefers the candidate the first choice ranked last.
+    weights = {"bias": 0.0, "order": -40.0}
+    choosing = Assistant(corpus.index, list(corpus._state.documents.values()), corpus.embedder,
+                         corpus.settings.with_(selector=weights))  # fmt: skip
+    answer = choosing.ask(question)
+    last = min(alone.candidates, key=lambda c: c[0]["order"])[1]
+    assert answer.citations[0].quote == last and last != alone.citations[0].quote
+    assert answer.confidence == alone.confidence
+    scores = [selection_score(inputs, weights) for inputs, _ in alone.candidates]
+    assert answer.features["selected"] == round(max(scores), 4)
+    assert answer.features["no_answer"] == round(float(np.prod([1.0 - s for s in scores])), 4)
+
+
+def test_the_selector_is_fitted_on_the_statements_that_hold_the_evidence():
+    """--calibrate's selector learns what the right candidates share (here: a span of the
+    asked kind); with no right candidate there is nothing to fit."""
+    def result(kinds_and_labels):
+        return QuestionResult(id="q", question="q", answerable=True, split="dev", abstained=False,
+                              confidence=0.5, answer="", latency_ms=0.0, relevant=[], relevant_total=0,
+                              citation_relevant=[], quote_verbatim=[], supported=False,
+                              candidates=[({"kind_met": k, "order": 1.0 / (1 + i)}, right)
+                                          for i, (k, right) in enumerate(kinds_and_labels)])  # fmt: skip
+
+    results = [result([(0.0, False), (1.0, True), (0.0, False)]), result([(1.0, True), (0.0, False)]),
+               result([(0.0, False), (0.0, False), (1.0, True)]), result([(1.0, False), (0.0, False)])]
+    weights = fit_selector(results)
+    assert set(weights) == {"bias", *selector_names(DEFAULT_WEIGHTS)}
+    assert weights["kind_met"] > 0.0
+    assert fit_selector([result([(1.0, False), (0.0, False)])]) is None
 
 
 def test_an_abstention_lists_the_closest_passages_to_check(corpus):

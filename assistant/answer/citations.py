@@ -86,6 +86,9 @@ class Answer:
     short_answer: Span | None = None
     # An abstention's nearest passages, for the reader to check (never citations).
     closest: list[Citation] = field(default_factory=list)
+    # The candidate statements weighed (answer/selection.py): each one's inputs to the
+    # selector and its text, for `assistant eval --calibrate` to fit the selector on.
+    candidates: list[tuple[dict, str]] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
         """The JSON shape of `assistant ask --json` and the /ask API."""

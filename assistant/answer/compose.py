@@ -22,6 +22,7 @@ from .citations import NOT_IN_DOCUMENTS, Answer, Citation, answer_text, citation
 from .confidence import (DEFAULT_WEIGHTS, confidence_features, confidence_from, coverage, idf_weights,
                          type_gate)
 from .kinds import matches_type
+from .selection import candidate_features, selection_score
 from .verify import Check, check_statement, verified_anywhere
 
 _LIST_GAP = re.compile(r"[ \t]*\r?\n\s*(?:[-*\u2022\u00b7\u25aa]|\d{1,2}[.)])\s*")
@@ -52,23 +53,39 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
         return Answer(query.question, NOT_IN_DOCUMENTS, True, 0.0, [], hits, {}, query,
                       closest=closest_passages(hits, documents, settings))  # fmt: skip
     chosen = _select(index, candidates, settings)
-    # The statement quoted first competes with the best of the other passages (and the
-    # first passage's runner-up): each is verified against what the question asks and
-    # scored alone; a rival replaces it only when clearly surer (`switch_margin`).
+    # The confidence (whether the documents answer at all) is the first choice's, as it
+    # was fitted. Which statement to quote is then the selector's (selection.py): each of
+    # the top candidates verified against what the question asks and scored alone.
     anywhere = verified_anywhere(index, query, candidates, documents)
-    scored = [_judge(index, query, hits, c, idf, documents, settings, anywhere)
-              for c in [chosen[0], *_rivals(candidates, chosen[0], settings)]]  # fmt: skip
-    best = max(scored, key=lambda j: j.confidence)
-    if best is not scored[0] and best.confidence > scored[0].confidence + settings.switch_margin:
-        chosen = [best.statement]
-    else:
-        best = scored[0]
-    check, features, confidence = best.check, best.features, best.confidence
-    # "No answer" is a candidate too: the chance that every candidate is wrong.
-    features = {**features, "no_answer": round(math.prod(1.0 - j.confidence for j in scored), 4)}
+    top = max((h.score for h in hits[: settings.answer_passages]), default=1.0)
+    pool = _pool(candidates, chosen[0], settings.selector_candidates)
+    order = {c.row: i for i, c in enumerate(candidates)}
+    judged = []
+    for statement in pool:
+        judgement = _judge(index, query, hits, statement, idf, documents, anywhere)
+        inputs = candidate_features(judgement.features, statement, quote=quote_score(statement, settings),
+                                    top=top, first=statement is chosen[0],
+                                    order=order[statement.row])  # fmt: skip
+        judged.append((judgement, inputs, selection_score(inputs, settings.selector)))
+    first = next(j for j, _, _ in judged if j.statement is chosen[0])
+    features = dict(first.features)
+    confidence = type_gate(confidence_from(features, settings.calibration or DEFAULT_WEIGHTS), features,
+                           settings.type_mismatch_factor, settings.relevance_floor)  # fmt: skip
+    check = first.check
+    if settings.selector:
+        best, _, selected = max(judged, key=lambda j: (j[2], j[0] is first))
+        features["selected"] = round(selected, 4)
+        if best is not first:
+            chosen, check = _with_runners_up(index, best.statement, chosen, settings), best.check
+    # "No answer" is a candidate too: the chance that every candidate is wrong (without
+    # a selector, the one judged: the first choice).
+    wrong = [1.0 - s for _, _, s in judged] if settings.selector else [1.0 - confidence]
+    features["no_answer"] = round(math.prod(wrong), 4)
+    candidate_inputs = [(inputs, statement_text(index, j.statement.rows)) for j, inputs, _ in judged]
     if confidence < settings.abstain_below:
         return Answer(query.question, NOT_IN_DOCUMENTS, True, confidence, [], hits, features, query,
-                      closest=closest_passages(hits, documents, settings))  # fmt: skip
+                      closest=closest_passages(hits, documents, settings),
+                      candidates=candidate_inputs)  # fmt: skip
     citations: list[Citation] = []
     parts: list[tuple[str, list[int]]] = []
     if query.asked.kind in ("reason", "process") and chosen:  # the reason often runs on
@@ -95,39 +112,43 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
         said = statement[0].text + " " + "; ".join(s.text.rstrip(".;") for s in statement[1:])
         parts.append((said.strip(), markers))
     return Answer(query.question, answer_text(parts), False, confidence, citations, hits, features,
-                  query, parts, check.short)  # fmt: skip
+                  query, parts, check.short, candidates=candidate_inputs)  # fmt: skip
 
 
 class Judged(NamedTuple):
     statement: Statement
     check: Check
-    features: dict
-    confidence: float
+    features: dict  # the confidence signals, without the selector's score
 
 
 def _judge(index: Index, query: Query, hits: list[Hit], statement: Statement, idf, documents,
-           settings, anywhere: dict) -> Judged:  # fmt: skip
-    """A candidate statement verified (verify.py) and given its confidence."""
+           anywhere: dict) -> Judged:  # fmt: skip
+    """A candidate statement verified (verify.py), with its confidence signals."""
     check = check_statement(index, statement.rows, documents, query, statement.hit.row)
     features = confidence_features(index, query, hits, statement, idf,
                                    statement_text(index, statement.rows), check)  # fmt: skip
     features.update(anywhere)
-    confidence = type_gate(confidence_from(features, settings.calibration or DEFAULT_WEIGHTS),
-                           features, settings.type_mismatch_factor, settings.relevance_floor)  # fmt: skip
-    return Judged(statement, check, features, confidence)
+    return Judged(statement, check, features)
 
 
-def _rivals(candidates: list[Statement], first: Statement, settings) -> list[Statement]:
-    """The statements that compete with the first: the runner-up of its passage and the
-    best statement of each other passage, by `quote_score`."""
-    best: dict[int, list[Statement]] = {}
-    for c in candidates:
-        best.setdefault(c.hit.row, []).append(c)
-    out = []
-    for row, group in best.items():
-        group = sorted((c for c in group if c.row != first.row), key=lambda c: -quote_score(c, settings))
-        out += group[:1]
-    return out[: settings.rivals]
+def _pool(candidates: list[Statement], first: Statement, size: int) -> list[Statement]:
+    """The candidates the selector weighs: the first `size` by statement score, and the
+    first choice wherever it ranks."""
+    pool = candidates[: max(size, 1)]
+    return pool if any(c is first for c in pool) else [*pool, first]
+
+
+def _with_runners_up(index: Index, first: Statement, chosen: list[Statement], settings) -> list[Statement]:
+    """The selected statement quoted first, then the first choice's statements that
+    say something different from it, up to `max_answer_sentences`."""
+    out = [first]
+    for candidate in chosen:
+        if len(out) >= settings.max_answer_sentences:
+            break
+        vector = index.sentence_vectors[candidate.row]
+        if candidate.row != first.row and all(float(index.sentence_vectors[c.row] @ vector) < 0.8 for c in out):
+            out.append(candidate)
+    return out
 
 
 def novelty(own: set[str] | str, query: Query, section: str) -> float:

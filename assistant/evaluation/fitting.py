@@ -21,7 +21,7 @@ import numpy as np
 from .. import matrix_file
 from ..config import CALIBRATION_FILE, calibration_checksum
 from ..errors import UsageError
-from ..pipeline import DEFAULT_WEIGHTS, feature_matrix, type_gate
+from ..pipeline import DEFAULT_WEIGHTS, feature_matrix, selector_names, type_gate
 from .calibration import (
     MAX_FALSE_ABSTENTION,
     best_threshold,
@@ -77,7 +77,12 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
     for corpus, asked in [(assistant, questions), *others]:
         open_results += _out_of_fold(corpus, asked, fold_of, folds, matrix, k=k, mode=mode,
                                      progress=progress)  # fmt: skip
-    assistant = with_settings(assistant, query_adapter=matrix)
+    # The selector (answer/selection.py) on every candidate statement of these answers.
+    selector = fit_selector(open_results)
+    if selector is None:
+        raise UsageError("--calibrate needs answerable dev questions whose evidence a candidate "
+                         "statement holds, and unanswerable ones")
+    assistant = with_settings(assistant, query_adapter=matrix, selector=selector)
     fitted = [r for r in open_results if r.features]  # no candidate sentence: always abstains
     if len({r.answerable for r in fitted}) < 2:
         raise UsageError("--calibrate needs answerable and unanswerable dev questions")
@@ -110,6 +115,7 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
     dev_metrics = {key: v for key, v in checked.metrics.items() if key != "by_split"}
     return {
         "weights": calibrated,
+        "selector": selector,
         "threshold": threshold,
         "relevance_floor": floor,
         "fitted_on": f"{len(questions)} dev questions"
@@ -117,6 +123,8 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
                      f"({len(fitted)} with features), "
                      f"mode {mode or assistant.settings.mode}, k {k}, "
                      f"{'query adapter (features out of fold)' if adapt else 'no query adapter'}, "
+                     f"selector on {sum(len(r.candidates) for r in open_results)} candidate statements "
+                     f"(L2 {SELECTOR_L2}), "
                      f"false abstentions <= {MAX_FALSE_ABSTENTION:.1%}, "
                      f"L2 {l2} (cross-validated F1 "
                      f"{', '.join(f'{p}: {_fmt(f)}' for p, f in cv_scores.items())}), "
@@ -192,6 +200,25 @@ def _out_of_fold(assistant, questions: Sequence[Question], fold_of: dict[str, in
     return [results[i] for i in range(len(questions))]
 
 
+SELECTOR_L2 = 1.0  # ridge penalty of the selector, on standardized inputs
+
+
+def fit_selector(results: Sequence[QuestionResult]) -> dict | None:
+    """The selector's weights (answer/selection.py), fitted on the results' candidate
+    statements: one is right when its question is answerable and it holds the
+    question's evidence. None without both kinds of statement."""
+    names = selector_names(DEFAULT_WEIGHTS)
+    rows, labels = [], []
+    for r in results:
+        for inputs, right in r.candidates:
+            rows.append([inputs.get(n, 0.0) for n in names])
+            labels.append(right)
+    if len(set(labels)) < 2:
+        return None
+    weights, bias = fit_logistic(np.array(rows, dtype=float), np.array(labels), l2=SELECTOR_L2)
+    return {"bias": round(bias, 6), **{n: round(float(w), 6) for n, w in zip(names, weights)}}
+
+
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
@@ -219,6 +246,8 @@ def write_calibration(record: dict, path: Path) -> None:
     """The file config.load_settings() reads, and the query adapter's .npy beside it
     (named by its checksum); the sweep table is printed, not stored."""
     keep = {k: record[k] for k in ("weights", "threshold", "fitted_on", "dev_metrics")}
+    if record.get("selector"):
+        keep["selector"] = record["selector"]
     keep["relevance_floor"] = record.get("relevance_floor", 0.0)
     keep["dev_metrics"] = {k: round(v, 4) if isinstance(v, float) else v
                            for k, v in keep["dev_metrics"].items()}  # fmt: skip
@@ -249,4 +278,6 @@ def format_calibration(record: dict) -> str:
                      f"{p['abstention_f1']:>9.3f} {p['false_abstention_rate']:>12.3f}{mark}")  # fmt: skip
     weights = ", ".join(f"{k} {v:+.3f}" for k, v in record["weights"].items())
     lines += [f"weights: {weights}", f"threshold: {record['threshold']:.4f}"]
+    if record.get("selector"):
+        lines.append("selector: " + ", ".join(f"{k} {v:+.3f}" for k, v in record["selector"].items()))
     return "\n".join(lines)

@@ -149,6 +149,9 @@ class QuestionResult:
     predicted_short: str = ""
     kind: str | None = None  # the question's kind: its `kind` field, else the engine's reading
     source: str = ""  # the question's block (its `source` field)
+    # The candidate statements weighed: each one's selector inputs and whether it holds
+    # the question's evidence (what `--calibrate` fits the selector on).
+    candidates: list[tuple[dict, bool]] = field(default_factory=list, repr=False)
 
     @property
     def rank(self) -> int | None:

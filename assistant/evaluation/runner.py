@@ -79,6 +79,8 @@ class _Judge:
             features=dict(answer.features), citations=data["citations"], retrieved=data["retrieved"],
             gold=q.answer, predicted_short=predicted_short(answer), source=q.source,
             kind=q.kind or (answer.query.asked.kind if answer.query is not None else None),
+            candidates=[(inputs, bool(q.answerable and q.evidence and contains_evidence(text, q.evidence)))
+                        for inputs, text in answer.candidates],
         )  # fmt: skip
 
 
