@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from assistant import Assistant, cli, evaluation
-from assistant.evaluation import command, report, runner
+from assistant.evaluation import command, fitting, report, runner
 from assistant.answer.confidence import DEFAULT_WEIGHTS
 from assistant.answer.selection import selector_names
 from assistant.config import load_settings
@@ -276,6 +276,22 @@ def test_calibrate_writes_what_settings_read(use_tiny_assistant, questions_file,
     assert "adapter" not in saved and "no query adapter" in saved["fitted_on"]
     assert not list(tmp_path.glob("query_adapter-*"))
     assert load_settings(calibration_file=target).query_adapter is None
+
+
+def test_the_run_after_calibrate_answers_as_the_written_file_does(tmp_path):
+    """`eval --calibrate` measures the engine it wrote: the settings it answers with
+    after fitting are the ones `load_settings` reads back from the file."""
+    target = tmp_path / "calibration.json"
+    record = {"weights": {"bias": -1.0, "passage_cosine": 2.0}, "threshold": 0.4, "relevance_floor": 0.1,
+              "selector": {"bias": -3.0, "kind_met": 1.5}, "fitted_on": "x", "dev_metrics": {},
+              "query_adapter": np.eye(4, dtype=np.float32)}  # fmt: skip
+    evaluation.write_calibration(record, target)
+    loaded = load_settings(calibration_file=target)
+    for key, value in fitting.calibrated_settings(record).items():
+        if key == "query_adapter":
+            assert np.array_equal(loaded.query_adapter, value)
+        else:
+            assert getattr(loaded, key) == value, key
 
 
 def test_calibration_file_is_replaced_whole_and_read_or_refused(tmp_path, capsys, monkeypatch):

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..config import CALIBRATION_FILE, load_settings
 from ..errors import UsageError
 from ..loading import load_assistant, print_progress
-from .fitting import calibrate, calibration_warning, format_calibration, write_calibration
+from .fitting import calibrate, calibrated_settings, calibration_warning, format_calibration, write_calibration
 from .questions import DEFAULT_QUESTIONS, Question, check_lengths, load_questions, select_split
 from .metrics import METRIC_LABELS, format_value, summarize_by
 from .report import write_report
@@ -77,9 +77,7 @@ def suite_command(args) -> int:
                                 mode=args.mode, progress=progress, adapt=not args.no_adapter,
                                 others=others)  # fmt: skip
         write_calibration(calibration, CALIBRATION_FILE)
-        changes = dict(calibration=calibration["weights"], abstain_below=calibration["threshold"],
-                       query_adapter=calibration["query_adapter"])  # fmt: skip
-        assistants = [with_settings(a, **changes) for a in assistants]
+        assistants = [with_settings(a, **calibrated_settings(calibration)) for a in assistants]
         if not args.json:
             print(format_calibration(calibration))
             print(f"wrote {CALIBRATION_FILE}\n")
@@ -129,9 +127,7 @@ def eval_command(args) -> int:
         calibration = calibrate(assistant, dev, k=args.k, mode=mode, progress=progress,
                                 adapt=not args.no_adapter)  # fmt: skip
         write_calibration(calibration, CALIBRATION_FILE)
-        assistant = with_settings(assistant, calibration=calibration["weights"],
-                                  abstain_below=calibration["threshold"],
-                                  query_adapter=calibration["query_adapter"])  # fmt: skip
+        assistant = with_settings(assistant, **calibrated_settings(calibration))
         if not args.json:
             print(format_calibration(calibration))
             print(f"wrote {CALIBRATION_FILE}\n")

@@ -219,6 +219,14 @@ def fit_selector(results: Sequence[QuestionResult]) -> dict | None:
     return {"bias": round(bias, 6), **{n: round(float(w), 6) for n, w in zip(names, weights)}}
 
 
+def calibrated_settings(record: dict) -> dict:
+    """The settings a calibration record sets, as `load_settings` reads them from its file
+    (what the run after `--calibrate` answers with)."""
+    return {"calibration": record["weights"], "abstain_below": record["threshold"],
+            "relevance_floor": record.get("relevance_floor", 0.0), "selector": record.get("selector") or {},
+            "query_adapter": record["query_adapter"]}  # fmt: skip
+
+
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
