@@ -118,6 +118,40 @@ def test_the_short_answer_is_the_dates_span_in_the_original_text(corpus):
                                                 "start": short.start, "end": short.end}
 
 
+def test_a_question_after_several_gets_them_all_as_listed(tmp_path):
+    """"Which countries ...?" is answered by the whole list of them, as the text lists
+    them; a question after one gets one."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    text = ("Who took part\nThe delegations of the United States, North Korea and China met at Kaesong. "
+            "Each delegation reported home every evening.\n")  # fmt: skip
+    (seeds / "parties.txt").write_text(text, encoding="utf-8")
+    settings = Settings(seeds_dir=seeds, index_dir=tmp_path / "index", abstain_below=0.0)
+    assistant = Assistant.load(settings=settings, embedder=FakeEmbedder())
+    several = assistant.ask("Which countries sent delegations to Kaesong?").short_answer
+    assert several is not None and several.text == "the United States, North Korea and China"
+    assert text[several.start : several.end] == several.text
+    one = assistant.ask("Which country sent a delegation to Kaesong?").short_answer
+    assert one is not None and one.text in ("the United States", "North Korea", "China")
+
+
+@pytest.mark.parametrize(
+    "question, kind, several",
+    [
+        ("Which northern premier travelled to Seoul?", "person", False),
+        ("Which admiral led the delegation?", "person", False),
+        ("What does the author say about the talks?", "thing", False),  # the title is no answer
+        ("What did the ambassador say?", "thing", False),
+        ("Which countries took part?", "agent", True),
+        ("Who were the negotiators?", "person", True),
+        ("Who led the delegation?", "agent", False),
+    ],
+)
+def test_titles_ask_for_a_person_and_plurals_for_several(question, kind, several):
+    asked = analyse_question(question)
+    assert (asked.kind, asked.several) == (kind, several)
+
+
 def test_a_date_the_question_names_is_no_answer(corpus):
     asked = analyse_question("What happened in July 1951?")
     assert asked.kind == "thing" and not typed_spans(corpus.index, [row_of(corpus, "Kaesong")],

@@ -109,7 +109,33 @@ def short_answer(index: Index, rows: list[int], documents: dict, asked: Asked) -
         near = anchors.get(span.doc) or []
         return min((abs(p - span.start) for p in near), default=0)
 
-    return min(spans, key=lambda s: (distance(s), s.start))
+    best = min(spans, key=lambda s: (distance(s), s.start))
+    return listed_run(spans, best, documents) if asked.several else best
+
+
+# What stands between two items of a list: ", ", " and ", ", and ", " or ".
+_LIST_JOIN = re.compile(r"\s*,\s*(?:(?:and|or)\s+)?|\s+(?:and|or)\s+")
+
+
+def listed_run(spans: list[Span], span: Span, documents: dict) -> Span:
+    """The span widened over the spans listed with it ("the United States, the Soviet
+    Union, and China" from "the United States"): neighbours in document order with only
+    a comma or "and" / "or" between. `spans` are in document order."""
+    i = spans.index(span)
+    first = last = i
+    text = documents[span.doc]
+
+    def joined(a: Span, b: Span) -> bool:
+        return a.doc == b.doc and a.end <= b.start and bool(_LIST_JOIN.fullmatch(text[a.end : b.start]))
+
+    while first > 0 and joined(spans[first - 1], spans[first]):
+        first -= 1
+    while last + 1 < len(spans) and joined(spans[last], spans[last + 1]):
+        last += 1
+    if first == last:
+        return span
+    start, end = spans[first].start, spans[last].end
+    return Span(text[start:end], span.doc, start, end)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ class Asked:
     # own content words less its names and the words that only name the kind of answer.
     relation: tuple[str, ...] = ()
     relation_words: tuple[str, ...] = ()  # the same words as written (lower case, spelling fixed)
+    several: bool = False  # asks for more than one ("which countries", "who were"): asks_several
 
 
 def analyse_question(question: str, names: Mapping[str, str] | None = None,
@@ -43,7 +44,7 @@ def analyse_question(question: str, names: Mapping[str, str] | None = None,
     answer_type, why = expected_type(question), asks_why(question)
     relation = relation_words(question, entities, corrections)
     return Asked(answer_type, why, recased, entities, answer_kind(question, answer_type, why),
-                 tuple(stem(w) for w in relation), relation)  # fmt: skip
+                 tuple(stem(w) for w in relation), relation, asks_several(question))  # fmt: skip
 
 
 # Which kind of answer a question wants, past expected_type's five: the first match wins.
@@ -140,6 +141,12 @@ _QUESTION_TYPES = [
     ("date", re.compile(r"\bwhen\b|\b(what|which|in what|in which) (years?|months?|dates?|days?|decades?)\b|\bwhat time\b", re.I)),
     ("place", re.compile(r"\bwhere\b|\b(what|which|in what|in which) (city|cities|towns?|places?|locations?|villages?|sites?|regions?|area)\b", re.I)),
     ("person", re.compile(r"\b(what|which|who)\b[\w\s'-]{0,30}?\b(leaders?|presidents?|generals?|officers?|persons?|commanders?|officials?|diplomats?|negotiators?|envoys?|ministers?)\b"
+                          # "which" and a title a few words on, no verb between ("Which northern
+                          # premier", not "What does the author say")
+                          r"|\bwhich\s+(?:(?!(?:does|did|do|is|was|were|are|has|have|had)\b)[\w'’-]+\s+){0,4}?(?:chiefs?|admirals?|"
+                          r"marshals?|colonels?|premiers?|chairm[ae]n|chairpersons?|delegates?|ambassadors?|secretar(?:y|ies)|"
+                          r"spokes(?:man|men|person)|kings?|emperors?|dictators?|chancellors?|mediators?|interpreters?|"
+                          r"translators?|statesm[ae]n|politicians?)\b"
                           # what only a person does: heading, commanding, chairing a body, a
                           # post one holds after another, signing on an organisation's behalf
                           r"|\bwho\s+(headed|commanded|chaired|succeeded|replaced)\b|\bwho\b[^?]{0,60}\bon behalf of\b", re.I)),
@@ -168,6 +175,18 @@ def expected_type(question: str) -> str | None:
 
 
 _WHY = re.compile(r"\bwhy\b", re.I)
+# A question after more than one thing of a kind: "Which countries took part?", "Who were
+# the negotiators?", "what cities".
+_SEVERAL = re.compile(r"\b(?:which|what)\b[\w\s'-]{0,30}?\b(?:countries|nations|states|powers|parties|sides|"
+                      r"leaders|presidents|generals|officers|commanders|officials|diplomats|negotiators|ministers|"
+                      r"chiefs|people|persons|cities|towns|villages|places|locations|sites|regions|"
+                      r"organi[sz]ations|agencies|groups|bodies|members)\b|\bwho (?:were|are)\b", re.I)
+
+
+def asks_several(question: str) -> bool:
+    """Whether the question asks for several things of its kind (a plural: "which
+    countries", "who were"), so that a list of them answers it, not the first."""
+    return bool(_SEVERAL.search(question))
 
 
 def asks_why(question: str) -> bool:
