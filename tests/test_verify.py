@@ -118,6 +118,16 @@ def test_the_short_answer_is_the_dates_span_in_the_original_text(corpus):
                                                 "start": short.start, "end": short.end}
 
 
+@pytest.mark.parametrize("question", ["Where was the armistice signed?", "When was the armistice signed?"])
+def test_a_span_of_the_asked_kind_counts_as_tied_only_beside_the_relation(corpus, question):
+    """kind_tied: a place (or date) in a statement that says "signed" is tied to the
+    question; the same kind of span in a statement on something else is not."""
+    tied = corpus.ask(question).features
+    assert tied["kind_met"] == 1.0 and tied["kind_tied"] == 1.0
+    untied = corpus.ask(question.replace("armistice signed", "treaty ratified")).features
+    assert untied["kind_met"] == 1.0 and untied["kind_tied"] == 0.0 == untied["relation_coverage"]
+
+
 def test_a_question_after_several_gets_them_all_as_listed(tmp_path):
     """"Which countries ...?" is answered by the whole list of them, as the text lists
     them; a question after one gets one."""

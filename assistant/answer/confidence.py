@@ -38,6 +38,7 @@ DEFAULT_WEIGHTS = {
     "names_entities": 0.0,
     "kind_met": 0.0,
     "kind_missed": 0.0,
+    "kind_tied": 0.0,
     "relation_coverage": 0.0,
     "relation_delta": 0.0,
     "relation_maxsim": 0.0,
@@ -156,6 +157,9 @@ def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf, 
         # question asks for no span, so that "nothing asked" never reads as "found".
         "kind_met": float(check.wants_span and check.kind_span == 1.0),
         "kind_missed": float(check.wants_span and check.kind_span == 0.0),
+        # A span of the asked kind in a statement that also says what is asked of it (the
+        # relation's share): "a place" and "signed", not a place in a sentence on something else.
+        "kind_tied": round(float(check.wants_span and check.kind_span == 1.0) * check.relation, 4),
         "relation_coverage": round(check.relation, 4),
         "relation_delta": round(check.delta, 4),
         "relation_maxsim": round(check.maxsim, 4),
