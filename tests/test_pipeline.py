@@ -114,7 +114,7 @@ def test_a_followup_is_answered_with_what_is_new_in_it(real_assistant):
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="known defect: the passage holds 'The North, under Kim Il-sung', "
-                   "but 'South Korea, led by Syngman Rhee' is quoted first (README, 'What still fails')")
+                   "but 'South Korea, led by Syngman Rhee' is quoted first (docs/evaluation.md, 'What still fails')")
 def test_who_led_north_korea_is_answered_with_kim_il_sung(real_assistant):
     answer = real_assistant.ask("Who led North Korea during the war?")
     assert "Kim Il-sung" in answer.answer.split("[1]")[0]
