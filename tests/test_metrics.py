@@ -14,6 +14,7 @@ from assistant.evaluation.metrics import (
     abstention_scores,
     contains_evidence,
     first_relevant_rank,
+    states_evidence,
     hit_at_k,
     ndcg_at_k,
     normalize,
@@ -55,6 +56,16 @@ def result(qid="q", *, answerable=True, relevant=(), total=None, citations=(), a
 )
 def test_contains_evidence(text, evidence, expected):
     assert contains_evidence(text, evidence) is expected
+
+
+def test_an_answer_joining_list_items_still_states_their_evidence():
+    """A list answer reads "...the two Koreas; Creation of ...": the item's closing full stop
+    is gone from the answer text (not from its quote), and the item still counts."""
+    answer = "Key elements included: The Demarcation Line to separate the two Koreas; Creation of the DMZ [1]"
+    assert states_evidence(answer, ["The Demarcation Line to separate the two Koreas."])
+    assert not contains_evidence(answer, ["The Demarcation Line to separate the two Koreas."])
+    assert not states_evidence(answer, ["The Demarcation Line to separate the two Koreas forever."])
+    assert not states_evidence(answer, [])
 
 
 def test_normalize():

@@ -39,6 +39,14 @@ def contains_evidence(text: str, evidence: Sequence[str]) -> bool:
     return any(normalize(e) and normalize(e) in haystack for e in evidence)
 
 
+def states_evidence(answer: str, evidence: Sequence[str]) -> bool:
+    """True when an answer's text holds any evidence string, as `contains_evidence`, but
+    for a full stop or semicolon closing the string: the answer joins a list's items
+    with "; " and drops their full stops ("...the two Koreas; Creation of ..."), while
+    its quotes keep them."""
+    return contains_evidence(answer, [e.rstrip().rstrip(".;") for e in evidence])
+
+
 def first_relevant_rank(relevant: Sequence[bool]) -> int | None:
     """1-based rank of the first relevant passage, None when there is none."""
     return next((i for i, r in enumerate(relevant, start=1) if r), None)

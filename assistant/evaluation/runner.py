@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..pipeline import decode_bytes
-from .metrics import QuestionResult, contains_evidence, normalize, summarize_by_split
+from .metrics import QuestionResult, contains_evidence, normalize, states_evidence, summarize_by_split
 from .questions import Question
 from .report import metric_rows
 
@@ -75,7 +75,7 @@ class _Judge:
             relevant_total=self.relevant_total(q.evidence) if q.evidence else 0,
             citation_relevant=[contains_evidence(c.passage, q.evidence) for c in answer.citations],
             quote_verbatim=verbatim,
-            supported=not answer.abstained and contains_evidence(answer.answer, q.evidence),
+            supported=not answer.abstained and states_evidence(answer.answer, q.evidence),
             features=dict(answer.features), citations=data["citations"], retrieved=data["retrieved"],
             gold=q.answer, predicted_short=predicted_short(answer), source=q.source,
             kind=q.kind or (answer.query.asked.kind if answer.query is not None else None),
