@@ -81,7 +81,7 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
     # a selector, the one judged: the first choice).
     wrong = [1.0 - s for _, _, s in judged] if settings.selector else [1.0 - confidence]
     features["no_answer"] = round(math.prod(wrong), 4)
-    candidate_inputs = [(inputs, statement_text(index, j.statement.rows)) for j, inputs, _ in judged]
+    candidate_inputs = [(inputs, j.text) for j, inputs, _ in judged]
     if confidence < settings.abstain_below:
         return Answer(query.question, NOT_IN_DOCUMENTS, True, confidence, [], hits, features, query,
                       closest=closest_passages(hits, documents, settings),
@@ -119,16 +119,17 @@ class Judged(NamedTuple):
     statement: Statement
     check: Check
     features: dict  # the confidence signals, without the selector's score
+    text: str  # statement_text of its rows
 
 
 def _judge(index: Index, query: Query, hits: list[Hit], statement: Statement, idf, documents,
            anywhere: dict) -> Judged:  # fmt: skip
     """A candidate statement verified (verify.py), with its confidence signals."""
     check = check_statement(index, statement.rows, documents, query, statement.hit.row)
-    features = confidence_features(index, query, hits, statement, idf,
-                                   statement_text(index, statement.rows), check)  # fmt: skip
+    text = statement_text(index, statement.rows)
+    features = confidence_features(index, query, hits, statement, idf, text, check)
     features.update(anywhere)
-    return Judged(statement, check, features)
+    return Judged(statement, check, features, text)
 
 
 def _pool(candidates: list[Statement], first: Statement, size: int) -> list[Statement]:
@@ -145,10 +146,16 @@ def _with_runners_up(index: Index, first: Statement, chosen: list[Statement], se
     for candidate in chosen:
         if len(out) >= settings.max_answer_sentences:
             break
-        vector = index.sentence_vectors[candidate.row]
-        if candidate.row != first.row and all(float(index.sentence_vectors[c.row] @ vector) < 0.8 for c in out):
+        if candidate.row != first.row and _says_other(index, candidate, out):
             out.append(candidate)
     return out
+
+
+def _says_other(index: Index, candidate: Statement, chosen: list[Statement]) -> bool:
+    """Whether a statement says something the chosen ones do not (first-sentence cosine
+    below 0.8 to each)."""
+    vector = index.sentence_vectors[candidate.row]
+    return all(float(index.sentence_vectors[c.row] @ vector) < 0.8 for c in chosen)
 
 
 def novelty(own: set[str] | str, query: Query, section: str) -> float:
@@ -241,8 +248,7 @@ def _select(index: Index, candidates: list[Statement], settings) -> list[Stateme
             continue
         if candidate.score < candidates[0].score - settings.sentence_margin:
             break
-        vector = index.sentence_vectors[candidate.row]
-        if all(float(index.sentence_vectors[c.row] @ vector) < 0.8 for c in chosen):
+        if _says_other(index, candidate, chosen):
             chosen.append(candidate)
     return chosen
 

@@ -14,7 +14,7 @@ the first choice stands. Does not compose the answer or fit anything.
 
 from __future__ import annotations
 
-import math
+from .confidence import confidence_from
 
 # The inputs that describe a candidate beyond its confidence signals.
 CANDIDATE_FEATURES = ("passage_share", "lexical", "novelty", "typed", "quote_score", "statement_score",
@@ -42,10 +42,7 @@ def candidate_features(signals: dict, statement, *, quote: float, top: float, fi
 
 def selection_score(features: dict, weights: dict) -> float:
     """P(the candidate states the answer) under the fitted weights; 0.0 without any."""
-    if not weights:
-        return 0.0
-    z = weights.get("bias", 0.0) + sum(weights.get(k, 0.0) * v for k, v in features.items())
-    return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
+    return confidence_from(features, weights) if weights else 0.0
 
 
 def selector_names(signal_names) -> list[str]:

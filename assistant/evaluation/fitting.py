@@ -90,7 +90,7 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
     labels = [r.answerable for r in fitted]
     l2, cv_scores = choose_l2(X, labels, L2_GRID, max_false_abstention=MAX_FALSE_ABSTENTION)
     weights, bias = fit_logistic(X, labels, l2=l2)
-    calibrated = {"bias": round(bias, 6), **{n: round(float(w), 6) for n, w in zip(names, weights)}}
+    calibrated = _weights_record(names, weights, bias)
     held_out = list(out_of_fold_confidences(X, labels, l2=l2))
     factor = assistant.settings.type_mismatch_factor  # the engine's gate, applied alike here
     correct = [r.answerable and r.supported for r in open_results]
@@ -216,6 +216,11 @@ def fit_selector(results: Sequence[QuestionResult]) -> dict | None:
     if len(set(labels)) < 2:
         return None
     weights, bias = fit_logistic(np.array(rows, dtype=float), np.array(labels), l2=SELECTOR_L2)
+    return _weights_record(names, weights, bias)
+
+
+def _weights_record(names: Sequence[str], weights, bias: float) -> dict:
+    """Fitted logistic weights as calibration.json stores them: the bias, then one per input."""
     return {"bias": round(bias, 6), **{n: round(float(w), 6) for n, w in zip(names, weights)}}
 
 
@@ -284,8 +289,10 @@ def format_calibration(record: dict) -> str:
         mark = "  <- chosen" if abs(p["threshold"] - record["threshold"]) < 5e-7 else ""
         lines.append(f"{p['threshold']:>10.4f} {p['coverage']:>9.3f} {risk:>6} "
                      f"{p['abstention_f1']:>9.3f} {p['false_abstention_rate']:>12.3f}{mark}")  # fmt: skip
-    weights = ", ".join(f"{k} {v:+.3f}" for k, v in record["weights"].items())
-    lines += [f"weights: {weights}", f"threshold: {record['threshold']:.4f}"]
+    def listed(weights: dict) -> str:
+        return ", ".join(f"{k} {v:+.3f}" for k, v in weights.items())
+
+    lines += [f"weights: {listed(record['weights'])}", f"threshold: {record['threshold']:.4f}"]
     if record.get("selector"):
-        lines.append("selector: " + ", ".join(f"{k} {v:+.3f}" for k, v in record["selector"].items()))
+        lines.append(f"selector: {listed(record['selector'])}")
     return "\n".join(lines)
