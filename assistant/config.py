@@ -71,6 +71,10 @@ class Settings:
     # by a statement-level model fitted by --calibrate ({}: the first choice stands).
     selector_candidates: int = 4
     selector: dict = field(default_factory=dict, compare=False, hash=False)
+    # The short answer of a "what" question (answer/phrases.py): the phrase model's weights,
+    # fitted by --calibrate ({}: no such short answer), and the score a phrase needs.
+    phrase: dict = field(default_factory=dict, compare=False, hash=False)
+    phrase_floor: float = 0.3
     closest_passages: int = 3  # listed with an abstention, for the reader to check
 
     # Abstention: answers whose confidence is below this are withheld.
@@ -155,7 +159,8 @@ def load_settings(calibration_file: Path | None = CALIBRATION_FILE, **overrides)
             values = {"calibration": dict(data.get("weights", {})),
                       "abstain_below": float(data["threshold"]),
                       "relevance_floor": float(data.get("relevance_floor", 0.0)),
-                      "selector": {str(k): float(v) for k, v in data.get("selector", {}).items()}}  # fmt: skip
+                      "selector": {str(k): float(v) for k, v in data.get("selector", {}).items()},
+                      "phrase": {str(k): float(v) for k, v in data.get("phrase", {}).items()}}  # fmt: skip
             saved = data.get("adapter")
             if saved is not None:
                 name, sha256 = str(saved["file"]), str(saved["sha256"])

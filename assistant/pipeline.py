@@ -20,6 +20,7 @@ import numpy as np
 from .answer.citations import NOT_IN_DOCUMENTS, Answer, Citation, answer_text, citation_id, clean_citation_id
 from .answer.compose import compose_answer
 from .answer.confidence import DEFAULT_WEIGHTS, feature_matrix, type_gate
+from .answer.phrases import PHRASE_FEATURES, RIGHT_F1
 from .answer.selection import selector_names
 from .config import Settings, load_settings
 from .embed import adapter
@@ -41,7 +42,7 @@ from .text.terms import words
 # values it hands out and the confidence model calibration refits. They import the
 # stages only through this module (pyproject.toml, [tool.importlinter]).
 __all__ = [
-    "DEFAULT_WEIGHTS", "NOT_IN_DOCUMENTS", "Answer", "Assistant", "BuildStats", "Citation", "Hit",
+    "DEFAULT_WEIGHTS", "NOT_IN_DOCUMENTS", "PHRASE_FEATURES", "RIGHT_F1", "Answer", "Assistant", "BuildStats", "Citation", "Hit",
     "Query", "answer_text", "bundled_model_dir", "check_question", "check_store_uri", "check_turns",
     "decode_bytes",
     "feature_matrix", "prepare_files", "selector_names", "type_gate",

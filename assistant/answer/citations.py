@@ -82,13 +82,17 @@ class Answer:
     # display links those markers and never an "[n]" inside quoted text.
     parts: list[tuple[str, list[int]]] = field(default_factory=list)
     # The shortest span of the first quoted statement that answers a question asking for
-    # a person, place, date, number, organisation (answer/verify.py); None otherwise.
+    # a person, place, date, number, organisation (answer/verify.py), or the phrase that
+    # answers a "what" question (answer/phrases.py); None otherwise.
     short_answer: Span | None = None
     # An abstention's nearest passages, for the reader to check (never citations).
     closest: list[Citation] = field(default_factory=list)
     # The candidate statements weighed (answer/selection.py): each one's inputs to the
     # selector and its text, for `assistant eval --calibrate` to fit the selector on.
     candidates: list[tuple[dict, str]] = field(default_factory=list, repr=False)
+    # A "what" question's candidate phrases of the quoted statement (answer/phrases.py):
+    # each one's inputs and its text, for `--calibrate` to fit the phrase model on.
+    phrases: list[tuple[dict, str]] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
         """The JSON shape of `assistant ask --json` and the /ask API."""

@@ -21,7 +21,7 @@ import numpy as np
 from .. import matrix_file
 from ..config import CALIBRATION_FILE, calibration_checksum
 from ..errors import UsageError
-from ..pipeline import DEFAULT_WEIGHTS, feature_matrix, selector_names, type_gate
+from ..pipeline import DEFAULT_WEIGHTS, PHRASE_FEATURES, RIGHT_F1, feature_matrix, selector_names, type_gate
 from .calibration import (
     MAX_FALSE_ABSTENTION,
     best_threshold,
@@ -82,7 +82,8 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
     if selector is None:
         raise UsageError("--calibrate needs answerable dev questions whose evidence a candidate "
                          "statement holds, and unanswerable ones")
-    assistant = with_settings(assistant, query_adapter=matrix, selector=selector)
+    phrase = fit_phrases(open_results)  # the short answers of "what" questions (answer/phrases.py)
+    assistant = with_settings(assistant, query_adapter=matrix, selector=selector, phrase=phrase or {})
     fitted = [r for r in open_results if r.features]  # no candidate sentence: always abstains
     if len({r.answerable for r in fitted}) < 2:
         raise UsageError("--calibrate needs answerable and unanswerable dev questions")
@@ -116,6 +117,7 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
     return {
         "weights": calibrated,
         "selector": selector,
+        "phrase": phrase,
         "threshold": threshold,
         "relevance_floor": floor,
         "fitted_on": f"{len(questions)} dev questions"
@@ -125,6 +127,8 @@ def calibrate(assistant, questions: Sequence[Question], *, k: int = 10, mode: st
                      f"{'query adapter (features out of fold)' if adapt else 'no query adapter'}, "
                      f"selector on {sum(len(r.candidates) for r in open_results)} candidate statements "
                      f"(L2 {SELECTOR_L2}), "
+                     f"phrases on {sum(len(r.phrases) for r in open_results)} candidates of "
+                     f"{sum(bool(r.phrases) for r in open_results)} questions, "
                      f"false abstentions <= {MAX_FALSE_ABSTENTION:.1%}, "
                      f"L2 {l2} (cross-validated F1 "
                      f"{', '.join(f'{p}: {_fmt(f)}' for p, f in cv_scores.items())}), "
@@ -219,6 +223,24 @@ def fit_selector(results: Sequence[QuestionResult]) -> dict | None:
     return _weights_record(names, weights, bias)
 
 
+PHRASE_L2 = 1.0  # ridge penalty of the phrase model, on standardized inputs
+
+
+def fit_phrases(results: Sequence[QuestionResult]) -> dict | None:
+    """The phrase model's weights (answer/phrases.py), fitted on the candidate phrases of
+    the answers to "what" questions with a short gold answer: one is right when its token
+    F1 with the gold answer is RIGHT_F1 or more. None without both kinds of phrase."""
+    rows, labels = [], []
+    for r in results:
+        for inputs, f1 in r.phrases:
+            rows.append([inputs.get(n, 0.0) for n in PHRASE_FEATURES])
+            labels.append(f1 >= RIGHT_F1)
+    if len(set(labels)) < 2:
+        return None
+    weights, bias = fit_logistic(np.array(rows, dtype=float), np.array(labels), l2=PHRASE_L2)
+    return _weights_record(PHRASE_FEATURES, weights, bias)
+
+
 def _weights_record(names: Sequence[str], weights, bias: float) -> dict:
     """Fitted logistic weights as calibration.json stores them: the bias, then one per input."""
     return {"bias": round(bias, 6), **{n: round(float(w), 6) for n, w in zip(names, weights)}}
@@ -229,6 +251,7 @@ def calibrated_settings(record: dict) -> dict:
     (what the run after `--calibrate` answers with)."""
     return {"calibration": record["weights"], "abstain_below": record["threshold"],
             "relevance_floor": record.get("relevance_floor", 0.0), "selector": record.get("selector") or {},
+            "phrase": record.get("phrase") or {},
             "query_adapter": record["query_adapter"]}  # fmt: skip
 
 
@@ -259,8 +282,9 @@ def write_calibration(record: dict, path: Path) -> None:
     """The file config.load_settings() reads, and the query adapter's .npy beside it
     (named by its checksum); the sweep table is printed, not stored."""
     keep = {k: record[k] for k in ("weights", "threshold", "fitted_on", "dev_metrics")}
-    if record.get("selector"):
-        keep["selector"] = record["selector"]
+    for model in ("selector", "phrase"):
+        if record.get(model):
+            keep[model] = record[model]
     keep["relevance_floor"] = record.get("relevance_floor", 0.0)
     keep["dev_metrics"] = {k: round(v, 4) if isinstance(v, float) else v
                            for k, v in keep["dev_metrics"].items()}  # fmt: skip
@@ -293,6 +317,7 @@ def format_calibration(record: dict) -> str:
         return ", ".join(f"{k} {v:+.3f}" for k, v in weights.items())
 
     lines += [f"weights: {listed(record['weights'])}", f"threshold: {record['threshold']:.4f}"]
-    if record.get("selector"):
-        lines.append(f"selector: {listed(record['selector'])}")
+    for model in ("selector", "phrase"):
+        if record.get(model):
+            lines.append(f"{model}: {listed(record[model])}")
     return "\n".join(lines)

@@ -123,8 +123,12 @@ def token_f1(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def is_short_gold(gold: str) -> bool:
+    return 0 < len(squad_tokens(gold)) <= SHORT_GOLD_WORDS
+
+
 def has_short_gold(result) -> bool:
-    return result.answerable and 0 < len(squad_tokens(result.gold)) <= SHORT_GOLD_WORDS
+    return result.answerable and is_short_gold(result.gold)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -160,6 +164,9 @@ class QuestionResult:
     # The candidate statements weighed: each one's selector inputs and whether it holds
     # the question's evidence (what `--calibrate` fits the selector on).
     candidates: list[tuple[dict, bool]] = field(default_factory=list, repr=False)
+    # A "what" question with a short gold answer: each candidate phrase's inputs and its
+    # token F1 with the gold answer (what `--calibrate` fits the phrase model on).
+    phrases: list[tuple[dict, float]] = field(default_factory=list, repr=False)
 
     @property
     def rank(self) -> int | None:

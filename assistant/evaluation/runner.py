@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..pipeline import decode_bytes
-from .metrics import QuestionResult, contains_evidence, normalize, states_evidence, summarize_by_split
+from .metrics import (QuestionResult, contains_evidence, is_short_gold, normalize, states_evidence,
+                      summarize_by_split, token_f1)
 from .questions import Question
 from .report import metric_rows
 
@@ -81,6 +82,8 @@ class _Judge:
             kind=q.kind or (answer.query.asked.kind if answer.query is not None else None),
             candidates=[(inputs, bool(q.answerable and q.evidence and contains_evidence(text, q.evidence)))
                         for inputs, text in answer.candidates],
+            phrases=[(inputs, token_f1(text, q.answer)) for inputs, text in answer.phrases]
+            if q.answerable and is_short_gold(q.answer) else [],
         )  # fmt: skip
 
 

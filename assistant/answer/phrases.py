@@ -1,0 +1,151 @@
+"""The short answer to a "what" question: the phrase of the quoted statement that
+answers it ("reconstruction aid or trade offers" for "What economic incentives could
+encourage both Koreas to pursue peace?").
+
+The statement is parsed (spaCy's small English pipeline, its tagger and parser, the
+package ingest/entities.py loads; about 3 ms a sentence, once per answer to such a
+question). Every noun phrase, with its list ("X or Y") or its whole subtree, and every
+infinitive ("to contain communism") is a candidate, described by features that read
+only the question and the statement: how much of it the question already says, where
+it hangs in the parse (subject, object, after a preposition or "such as"), how far it
+sits from the question's own words, its length. A logistic model over those features,
+fitted by `assistant eval --calibrate` on dev questions with a short gold answer (a
+candidate counts as right when its token F1 with the gold answer is at least 0.5),
+scores each; the best is the short answer when it scores `floor` or more. Without
+fitted weights there is no such short answer. Nothing here is a statistic of the corpus.
+Span kinds (person, place, date...) are verify.py's; this reads only the kinds below.
+"""
+
+from __future__ import annotations
+
+from ..ingest.entities import pipeline_lock, spacy_pipeline
+from ..text.terms import STOPWORDS, stem, words
+from .citations import Span
+from .confidence import confidence_from
+
+# The kinds of question whose short answer is a phrase: "what / which" questions asking
+# for a thing, lists, and keyword queries with no recognisable kind.
+PHRASE_KINDS = frozenset({"thing", "list", None})
+RIGHT_F1 = 0.5  # a candidate this close to the gold answer counts as right when fitting
+_WH = frozenset({"what", "which", "who", "whom", "whose", "where", "when", "why", "how"})
+_HEADS = frozenset({"NOUN", "PROPN", "NUM"})
+_VERB_DEPS = frozenset({"xcomp", "pcomp", "conj", "dobj"})  # a verb phrase as an answer
+_LEFT_DEPS = frozenset({"det", "amod", "compound", "poss", "nummod", "nmod", "advmod", "aux",
+                        "neg", "case", "quantmod"})  # fmt: skip
+_INTRODUCERS = frozenset({"as", "including", "like", "include", "includes", "included"})
+_DEPS = ("nsubj", "nsubjpass", "dobj", "pobj", "conj", "attr", "appos", "xcomp", "ROOT", "npadvmod",
+         "acomp", "advcl", "ccomp", "relcl")  # fmt: skip
+MAX_TOKENS = 12
+FAR = 9  # parse-tree distance counted as "not near the question's words"
+
+PHRASE_FEATURES = ("novelty", "all_new", "any_question", "length", "one_word", "long", "distance",
+                   "adjacent", "near", "governor_asked", "introduced", "has_verb", "has_comma",
+                   "has_list", "proper", "verb_head", "unanchored",
+                   *(f"dep_{d}" for d in _DEPS))  # fmt: skip
+
+
+def question_stems(question: str) -> set[str]:
+    """The question's content stems: its words less stopwords and wh-words."""
+    return {stem(w.lower()) for w in words(question) if w.lower() not in STOPWORDS and w.lower() not in _WH}
+
+
+def parse(text: str):
+    nlp = spacy_pipeline("parser")
+    with pipeline_lock:
+        return nlp(text)
+
+
+def candidates(doc) -> list[tuple[int, int, int]]:
+    """(first token, end token, head token) of every candidate phrase, in order."""
+    found = set()
+    for tok in doc:
+        if not (tok.pos_ in _HEADS or (tok.pos_ == "VERB" and tok.dep_ in _VERB_DEPS)):
+            continue
+        subtree = list(tok.subtree)
+        left = [t for t in tok.lefts if t.dep_ in _LEFT_DEPS]
+        starts = {min([tok.i] + [t.left_edge.i for t in left]), subtree[0].i}
+        listed = max([tok.i] + [t.right_edge.i for t in tok.rights if t.dep_ in ("conj", "cc")])
+        for first in starts:
+            for last in {tok.i, listed, subtree[-1].i}:
+                span = doc[first : last + 1]
+                while len(span) and (span[-1].is_punct or span[-1].pos_ in ("CCONJ", "ADP")):
+                    span = span[:-1]
+                if _opens(span) and span.end < len(doc) and doc[span.end].text in (")", "]"):
+                    span = doc[span.start : span.end + 1]  # "the Korean Demilitarized Zone (DMZ)"
+                while len(span) and (span[0].is_punct or span[0].pos_ == "CCONJ"):
+                    span = span[1:]
+                if 0 < len(span) <= MAX_TOKENS and _content(span):
+                    found.add((span.start, span.end, tok.i))
+    return sorted(found)
+
+
+def _opens(span) -> bool:
+    """An opening bracket in the span that it does not close."""
+    text = span.text
+    return text.count("(") + text.count("[") > text.count(")") + text.count("]")
+
+
+def _content(tokens) -> list:
+    return [t for t in tokens if not t.is_punct and t.lower_ not in STOPWORDS]
+
+
+def _path(tok) -> list[int]:
+    """The token and its heads up to the root, as token indices."""
+    path = [tok.i]
+    while tok.head.i != tok.i:
+        tok = tok.head
+        path.append(tok.i)
+    return path
+
+
+def features(doc, first: int, end: int, head: int, asked: set[str]) -> dict:
+    """One candidate's inputs (PHRASE_FEATURES); `asked` is question_stems'."""
+    span, head_tok = doc[first:end], doc[head]
+    content = _content(span)
+    said = [t for t in content if stem(t.lower_) in asked]
+    novelty = 1.0 - len(said) / len(content)
+    outside = [t.i for t in doc if not (first <= t.i < end) and not t.is_punct
+               and t.lower_ not in STOPWORDS and stem(t.lower_) in asked]  # fmt: skip
+    up = _path(head_tok)
+    distance = FAR
+    for i in outside:
+        theirs = _path(doc[i])
+        common = next((a for a in up if a in theirs), None)
+        if common is not None:
+            distance = min(distance, up.index(common) + theirs.index(common))
+    governor = head_tok.head
+    out = set(outside)
+    values = {
+        "novelty": novelty, "all_new": float(novelty == 1.0), "any_question": float(bool(said)),
+        "length": len(span) / 6, "one_word": float(len(span) == 1), "long": float(len(span) > 7),
+        "distance": distance / FAR, "adjacent": float(distance <= 1), "near": float(distance <= 2),
+        "governor_asked": float(governor.i in out or (governor.pos_ == "ADP" and governor.head.i in out)),
+        "introduced": float(any(t.lower_ in _INTRODUCERS for t in doc[max(0, first - 2) : first])),
+        "has_verb": float(any(t.pos_ == "VERB" for t in span)),
+        "has_comma": float(any(t.text == "," for t in span)),
+        "has_list": float(any(t.dep_ == "conj" for t in span)),
+        "proper": float(head_tok.pos_ == "PROPN"), "verb_head": float(head_tok.pos_ == "VERB"),
+        "unanchored": float(not outside),
+    }
+    values.update({f"dep_{d}": float(head_tok.dep_ == d) for d in _DEPS})
+    return {k: round(v, 4) for k, v in values.items()}
+
+
+def phrase_answer(text: str, doc_name: str, start: int, end: int, question: str, weights: dict,
+                  floor: float) -> tuple[Span | None, list[tuple[dict, str]]]:  # fmt: skip
+    """The short answer inside text[start:end] (a quoted statement of document
+    `doc_name`), or None, and every candidate's (inputs, text) for fitting."""
+    statement = text[start:end]
+    doc = parse(statement)
+    asked = question_stems(question)
+    scored = []
+    for first, last, head in candidates(doc):
+        inputs = features(doc, first, last, head, asked)
+        a = doc[first].idx
+        b = doc[last - 1].idx + len(doc[last - 1].text)
+        scored.append((inputs, Span(statement[a:b], doc_name, start + a, start + b)))
+    listed = [(inputs, span.text) for inputs, span in scored]
+    if not weights or not scored:
+        return None, listed
+    best = max(scored, key=lambda c: (confidence_from(c[0], weights), -c[1].start))
+    return (best[1] if confidence_from(best[0], weights) >= floor else None), listed

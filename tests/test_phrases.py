@@ -1,0 +1,97 @@
+"""The short answer of a "what" question: the phrase of the quoted statement that
+answers it (answer/phrases.py), its verbatim offsets, and the model `--calibrate` fits.
+
+Pinned on sentences and a tiny corpus written here (the real parser, the fake
+embedder), never with a question of the shipped set.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant import Assistant
+from assistant.answer.phrases import PHRASE_FEATURES, candidates, features, parse, phrase_answer, question_stems
+from assistant.config import Settings
+from assistant.evaluation.fitting import fit_phrases
+from assistant.evaluation.metrics import QuestionResult
+
+from conftest import FakeEmbedder
+
+# Hand-set weights for the mechanism's tests: a new phrase that lists its items wins.
+WEIGHTS = {"bias": -3.0, "novelty": 4.0, "has_list": 1.5, "introduced": 1.0}
+
+
+def phrases_of(statement: str) -> list[str]:
+    doc = parse(statement)
+    return [doc[a:b].text for a, b, _ in candidates(doc)]
+
+
+def test_candidates_are_noun_phrases_with_their_lists_and_infinitives():
+    found = phrases_of("Cheap loans such as farm credit or road grants may tempt the towns.")
+    assert "farm credit or road grants" in found
+    assert "Cheap loans" in found
+    assert "to guard the harbour" in phrases_of("The navy aimed to guard the harbour.")
+    assert "the Border Patrol Office (BPO)" in phrases_of("The treaty created the Border Patrol Office (BPO).")
+
+
+def test_features_read_what_the_question_already_says():
+    doc = parse("Cheap loans such as farm credit or road grants may tempt the towns.")
+    asked = question_stems("What cheap loans might tempt the towns?")
+    spans = {doc[a:b].text: features(doc, a, b, h, asked) for a, b, h in candidates(doc)}
+    assert spans["Cheap loans"]["novelty"] == 0.0
+    listed = spans["farm credit or road grants"]
+    assert listed["novelty"] == 1.0 and listed["has_list"] == 1.0 and listed["introduced"] == 1.0
+    assert set(listed) == set(PHRASE_FEATURES)
+
+
+def test_the_phrase_is_cut_verbatim_from_the_document_or_not_given():
+    text = "Preface.\nCheap loans such as farm credit or road grants may tempt the towns. The end."
+    start = text.index("Cheap")
+    end = text.index(" The end")
+    question = "What cheap loans might tempt the towns?"
+    span, listed = phrase_answer(text, "d.txt", start, end, question, WEIGHTS, 0.3)
+    assert span.text == "farm credit or road grants" == text[span.start : span.end]
+    assert span.doc == "d.txt" and len(listed) > 3
+    assert phrase_answer(text, "d.txt", start, end, question, WEIGHTS, 0.999)[0] is None  # below the floor
+    none, listed_anyway = phrase_answer(text, "d.txt", start, end, question, {}, 0.3)
+    assert none is None and listed_anyway == listed  # unfitted: no phrase, candidates kept for fitting
+
+
+DOC = (
+    "Harbour talks\n"
+    "The harbour talks began in March 1961. "
+    "Cheap loans such as farm credit or road grants may tempt the towns to settle.\n"
+)
+
+
+@pytest.fixture
+def harbour(tmp_path):
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "harbour.txt").write_text(DOC, encoding="utf-8")
+    settings = Settings(seeds_dir=seeds, index_dir=tmp_path / "index", abstain_below=0.0, phrase=WEIGHTS)
+    return Assistant.load(settings=settings, embedder=FakeEmbedder())
+
+
+def test_a_what_answer_carries_its_phrase_and_a_when_answer_its_date(harbour):
+    answer = harbour.ask("What cheap loans might tempt the towns to settle?")
+    short = answer.to_dict()["short_answer"]
+    assert short["text"] == "farm credit or road grants"
+    assert DOC[short["start"] : short["end"]] == short["text"] and short["doc"] == "harbour.txt"
+    assert answer.phrases  # what --calibrate fits on
+    dated = harbour.ask("When did the harbour talks begin?")
+    assert dated.short_answer.text == "March 1961" and not dated.phrases
+
+
+def result(phrases) -> QuestionResult:
+    return QuestionResult(id="q", question="q", answerable=True, split="dev", abstained=False, confidence=1.0,
+                          answer="", latency_ms=0.0, relevant=[], relevant_total=0, citation_relevant=[],
+                          quote_verbatim=[], supported=True, phrases=phrases)  # fmt: skip
+
+
+def test_the_phrase_model_is_fitted_on_the_phrases_near_the_gold_answer():
+    new = {n: 0.0 for n in PHRASE_FEATURES} | {"novelty": 1.0}
+    said = {n: 0.0 for n in PHRASE_FEATURES}
+    weights = fit_phrases([result([(new, 0.9), (said, 0.0)]), result([(said, 0.2), (new, 1.0)])])
+    assert set(weights) == {"bias", *PHRASE_FEATURES} and weights["novelty"] > 0
+    assert fit_phrases([result([(said, 0.0)])]) is None  # no right phrase: nothing to fit
