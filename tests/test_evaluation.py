@@ -138,7 +138,7 @@ def test_select_split():
 
 def test_shipped_set_loads():
     questions = load_questions(DEFAULT_QUESTIONS)
-    assert len(questions) == 641  # 146 by the team + 11 x 45 written outside it (tests/data/README.md)
+    assert len(questions) == 731  # 146 by the team + 13 x 45 written outside it (tests/data/README.md)
     assert {q.split for q in questions} == {"dev", "test"}
 
 
