@@ -154,3 +154,10 @@ def test_what_the_added_documents_answer_is_quoted_from_them():
     texts = {doc: (DATA / "corpora" / name / doc).read_text(encoding="utf-8") for name, doc in CORPORA.items()}
     for r in _read_jsonl(DATA / "corpora" / "answered_by_added.jsonl"):
         assert r["id"] in ids and r["evidence"] and all(e in texts[r["doc"]] for e in r["evidence"]), r["id"]
+
+
+def test_what_the_added_documents_also_state_is_quoted_from_them():
+    ids = {r["id"] for r in _read_jsonl(DATA / "questions.jsonl") if r["answerable"]}
+    texts = {doc: (DATA / "corpora" / name / doc).read_text(encoding="utf-8") for name, doc in CORPORA.items()}
+    for r in _read_jsonl(DATA / "corpora" / "also_stated_by_added.jsonl"):
+        assert r["id"] in ids and r["evidence"] and all(e in texts[r["doc"]] for e in r["evidence"]), r["id"]

@@ -229,6 +229,26 @@ def test_a_suite_relabels_what_added_documents_answer(tmp_path):
     assert relabelled.answer == "Panmunjom"
 
 
+def test_a_suite_adds_the_evidence_an_added_document_also_states(tmp_path):
+    rows = [{"id": "a1", "question": "When was it signed?", "answerable": True, "evidence": ["on July 27, 1953"],
+             "answer": "July 27, 1953", "split": "dev"},
+            {"id": "u1", "question": "Who translated?", "answerable": False, "evidence": [], "split": "dev"}]
+    (tmp_path / "q.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    also = [{"id": "a1", "evidence": ["on 27 July 1953"]}, {"id": "a1", "evidence": ["the July 1953 signing"]},
+            {"id": "u1", "evidence": ["an interpreter"]}]  # not answerable: an "also" line adds nothing
+    (tmp_path / "also.jsonl").write_text("".join(json.dumps(r) + "\n" for r in also), encoding="utf-8")
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"corpora": [
+        {"name": "one", "documents": ["docs"], "questions": ["q.jsonl"]},
+        {"name": "two", "documents": ["docs", "more"], "questions": ["q.jsonl"], "also_stated": "also.jsonl"},
+    ]}), encoding="utf-8")  # fmt: skip
+    one, two = load_suite(suite)
+    assert corpus_questions(one)[0].evidence == ("on July 27, 1953",)
+    dated, untouched = corpus_questions(two)
+    assert dated.evidence == ("on July 27, 1953", "on 27 July 1953", "the July 1953 signing")
+    assert dated.answer == "July 27, 1953" and not untouched.answerable and untouched.evidence == ()
+
+
 def test_the_relations_word_pieces_are_found_and_pooled_out():
     pieces = {1: "where", 2: "was", 3: "the", 4: "arm", 5: "##istic", 6: "##e", 7: "sign", 8: "##ed", 9: "?"}
     ids = list(pieces)

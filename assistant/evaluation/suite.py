@@ -3,7 +3,9 @@
 A suite file (JSON, paths relative to it) names corpora; each is a list of document
 folders and a list of question files, and optionally a relabel file: questions
 that the added documents answer although their set was written as unanswerable
-about the shipped ones (one JSON line each: id, evidence, answer). A corpus whose
+about the shipped ones (one JSON line each: id, evidence, answer), and an "also
+stated" file: answerable questions whose answer an added document states as well
+(id, evidence), so that quoting it counts as citing the answer. A corpus whose
 only folder is the assistant's own documents folder is answered by that assistant;
 any other is copied into a work folder (documents only) and indexed there once,
 then kept up to date like any index. `assistant eval --suite FILE` prints one row
@@ -35,6 +37,7 @@ class Corpus:
     questions: tuple[Path, ...]
     relabel: Path | None = None
     fit: bool = True  # its dev questions enter `--calibrate`
+    also_stated: Path | None = None
 
 
 def load_suite(path: str | Path) -> list[Corpus]:
@@ -46,11 +49,12 @@ def load_suite(path: str | Path) -> list[Corpus]:
         for entry in data["corpora"]:
             folders = tuple((path.parent / d).resolve() for d in entry["documents"])
             files = tuple((path.parent / q).resolve() for q in entry["questions"])
-            relabel, fit = entry.get("relabel"), entry.get("fit", True)
+            relabel, fit, also = entry.get("relabel"), entry.get("fit", True), entry.get("also_stated")
             if not isinstance(fit, bool):
                 raise TypeError(f"'fit' is true or false, not {fit!r}")
             corpora.append(Corpus(str(entry["name"]), folders, files,
-                                  (path.parent / relabel).resolve() if relabel else None, fit))  # fmt: skip
+                                  (path.parent / relabel).resolve() if relabel else None, fit,
+                                  (path.parent / also).resolve() if also else None))  # fmt: skip
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"{path} is not a suite file ({type(exc).__name__}: {exc})") from None
     if not corpora:
@@ -59,20 +63,37 @@ def load_suite(path: str | Path) -> list[Corpus]:
 
 
 def corpus_questions(corpus: Corpus) -> list[Question]:
-    """The corpus's questions, every file's, relabelled where its added documents answer."""
+    """The corpus's questions, every file's, relabelled where its added documents answer,
+    with the evidence its added documents also state."""
     questions = [q for file in corpus.questions for q in load_questions(file)]
-    if corpus.relabel is None:
-        return questions
-    answered = {}
-    for number, line in enumerate(corpus.relabel.read_text(encoding="utf-8").splitlines(), 1):
+    answered = {str(r["id"]): r for r in _records(corpus.relabel)}
+    also: dict[str, tuple[str, ...]] = {}
+    for r in _records(corpus.also_stated):
+        also[str(r["id"])] = also.get(str(r["id"]), ()) + tuple(r["evidence"])
+    for i, q in enumerate(questions):
+        if q.id in answered and not q.answerable:
+            record = answered[q.id]
+            questions[i] = replace(q, answerable=True, evidence=tuple(record["evidence"]),
+                                   answer=str(record.get("answer", "")))  # fmt: skip
+        elif q.id in also and q.answerable:
+            questions[i] = replace(q, evidence=(*q.evidence, *also[q.id]))
+    return questions
+
+
+def _records(path: Path | None) -> list[dict]:
+    """A relabel or "also stated" file's records, each with an id and evidence strings."""
+    if path is None:
+        return []
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip():
             try:
                 record = json.loads(line)
-                answered[str(record["id"])] = (tuple(record["evidence"]), str(record.get("answer", "")))
+                str(record["id"]), tuple(record["evidence"])
             except (ValueError, KeyError, TypeError) as exc:
-                raise UsageError(f"{corpus.relabel} line {number}: {exc}") from None
-    return [replace(q, answerable=True, evidence=answered[q.id][0], answer=answered[q.id][1])
-            if q.id in answered and not q.answerable else q for q in questions]  # fmt: skip
+                raise UsageError(f"{path} line {number}: {exc}") from None
+            records.append(record)
+    return records
 
 
 def corpus_assistant(corpus: Corpus, assistant: Assistant, work_dir: Path, *, progress=None
