@@ -34,6 +34,12 @@ def test_candidates_are_noun_phrases_with_their_lists_and_infinitives():
     assert "the Border Patrol Office (BPO)" in phrases_of("The treaty created the Border Patrol Office (BPO).")
 
 
+def test_no_candidate_begins_or_ends_with_white_space():
+    found = phrases_of("Key terms:\n  - Incidents along the border that escalate tensions.\n  - Talks.")
+    assert found and all(p == p.strip() for p in found)
+    assert "Incidents along the border that escalate tensions" in found
+
+
 def test_features_read_what_the_question_already_says():
     doc = parse("Cheap loans such as farm credit or road grants may tempt the towns.")
     asked = question_stems("What cheap loans might tempt the towns?")
@@ -81,6 +87,8 @@ def test_a_what_answer_carries_its_phrase_and_a_when_answer_its_date(harbour):
     assert answer.phrases  # what --calibrate fits on
     dated = harbour.ask("When did the harbour talks begin?")
     assert dated.short_answer.text == "March 1961" and not dated.phrases
+    listed = harbour.ask("List the cheap loans that may tempt the towns to settle.")  # a list: no one phrase
+    assert listed.query.asked.kind == "list" and listed.short_answer is None and not listed.phrases
 
 
 def result(phrases) -> QuestionResult:

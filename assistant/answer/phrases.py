@@ -24,8 +24,9 @@ from .citations import Span
 from .confidence import confidence_from
 
 # The kinds of question whose short answer is a phrase: "what / which" questions asking
-# for a thing, lists, and keyword queries with no recognisable kind.
-PHRASE_KINDS = frozenset({"thing", "list", None})
+# for a thing, and keyword queries with no recognisable kind. Not lists ("What were the key
+# terms?"): one phrase in bold would pass for the whole list.
+PHRASE_KINDS = frozenset({"thing", None})
 RIGHT_F1 = 0.5  # a candidate this close to the gold answer counts as right when fitting
 _WH = frozenset({"what", "which", "who", "whom", "whose", "where", "when", "why", "how"})
 _HEADS = frozenset({"NOUN", "PROPN", "NUM"})
@@ -68,11 +69,11 @@ def candidates(doc) -> list[tuple[int, int, int]]:
         for first in starts:
             for last in {tok.i, listed, subtree[-1].i}:
                 span = doc[first : last + 1]
-                while len(span) and (span[-1].is_punct or span[-1].pos_ in ("CCONJ", "ADP")):
+                while len(span) and (span[-1].is_punct or span[-1].is_space or span[-1].pos_ in ("CCONJ", "ADP")):
                     span = span[:-1]
                 if _opens(span) and span.end < len(doc) and doc[span.end].text in (")", "]"):
                     span = doc[span.start : span.end + 1]  # "the Korean Demilitarized Zone (DMZ)"
-                while len(span) and (span[0].is_punct or span[0].pos_ == "CCONJ"):
+                while len(span) and (span[0].is_punct or span[0].is_space or span[0].pos_ == "CCONJ"):
                     span = span[1:]
                 if 0 < len(span) <= MAX_TOKENS and _content(span):
                     found.add((span.start, span.end, tok.i))
