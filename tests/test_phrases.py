@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from assistant import Assistant
-from assistant.answer.phrases import PHRASE_FEATURES, candidates, features, parse, phrase_answer, question_stems
+from assistant.answer.phrases import (PHRASE_FEATURES, candidates, features, parse, phrase_answer, question_stems,
+                                      statement_parse)
 from assistant.config import Settings
 from assistant.evaluation.fitting import fit_phrases
 from assistant.evaluation.metrics import QuestionResult
@@ -55,11 +56,12 @@ def test_the_phrase_is_cut_verbatim_from_the_document_or_not_given():
     start = text.index("Cheap")
     end = text.index(" The end")
     question = "What cheap loans might tempt the towns?"
-    span, listed = phrase_answer(text, "d.txt", start, end, question, WEIGHTS, 0.3)
+    parsed = parse(text[start:end])
+    span, listed = phrase_answer(parsed, "d.txt", start, question, WEIGHTS, 0.3)
     assert span.text == "farm credit or road grants" == text[span.start : span.end]
     assert span.doc == "d.txt" and len(listed) > 3
-    assert phrase_answer(text, "d.txt", start, end, question, WEIGHTS, 0.999)[0] is None  # below the floor
-    none, listed_anyway = phrase_answer(text, "d.txt", start, end, question, {}, 0.3)
+    assert phrase_answer(parsed, "d.txt", start, question, WEIGHTS, 0.999)[0] is None  # below the floor
+    none, listed_anyway = phrase_answer(parsed, "d.txt", start, question, {}, 0.3)
     assert none is None and listed_anyway == listed  # unfitted: no phrase, candidates kept for fitting
 
 
@@ -77,6 +79,21 @@ def harbour(tmp_path):
     (seeds / "harbour.txt").write_text(DOC, encoding="utf-8")
     settings = Settings(seeds_dir=seeds, index_dir=tmp_path / "index", abstain_below=0.0, phrase=WEIGHTS)
     return Assistant.load(settings=settings, embedder=FakeEmbedder())
+
+
+def test_the_parse_is_read_from_the_index_and_answering_never_loads_spacy(harbour):
+    import assistant.ingest.entities as entities
+
+    rows = [i for i, (_, s) in enumerate(harbour.index.sentences) if "Cheap loans" in s.text]
+    parsed, doc, start = statement_parse(harbour.index, rows, {"harbour.txt": DOC})
+    assert doc == "harbour.txt" and DOC[start:].startswith(parsed.text) and parsed.text.startswith("Cheap loans")
+    assert [t.text for t in parsed][:2] == ["Cheap", "loans"] and parsed[1].head.text == "tempt"
+    loaded, entities._pipeline = entities._pipeline, None  # as in a fresh `assistant ask`
+    try:
+        assert harbour.ask("What cheap loans might tempt the towns to settle?").short_answer is not None
+        assert entities._pipeline is None
+    finally:
+        entities._pipeline = loaded
 
 
 def test_a_what_answer_carries_its_phrase_and_a_when_answer_its_date(harbour):

@@ -22,7 +22,7 @@ from .citations import NOT_IN_DOCUMENTS, Answer, Citation, answer_text, citation
 from .confidence import (DEFAULT_WEIGHTS, confidence_features, confidence_from, coverage, idf_weights,
                          type_gate)
 from .kinds import matches_type
-from .phrases import PHRASE_KINDS, phrase_answer
+from .phrases import PHRASE_KINDS, phrase_answer, statement_parse
 from .selection import candidate_features, selection_score
 from .verify import Check, check_statement, verified_anywhere
 
@@ -113,10 +113,9 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
         said = statement[0].text + " " + "; ".join(s.text.rstrip(".;") for s in statement[1:])
         parts.append((said.strip(), markers))
     short, phrases = check.short, []
-    if short is None and query.asked.kind in PHRASE_KINDS:  # "what" questions: a phrase
-        doc, first = index.sentences[chosen[0].rows[0]]
-        short, phrases = phrase_answer(documents[doc], doc, first.start, index.sentences[chosen[0].rows[-1]][1].end,
-                                       query.asked.recased, settings.phrase, settings.phrase_floor)  # fmt: skip
+    parsed = statement_parse(index, chosen[0].rows, documents) if short is None else None
+    if parsed is not None and query.asked.kind in PHRASE_KINDS:  # "what" questions: a phrase
+        short, phrases = phrase_answer(*parsed, query.asked.recased, settings.phrase, settings.phrase_floor)
     return Answer(query.question, answer_text(parts), False, confidence, citations, hits, features,
                   query, parts, short, candidates=candidate_inputs, phrases=phrases)  # fmt: skip
 

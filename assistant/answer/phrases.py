@@ -2,9 +2,9 @@
 answers it ("reconstruction aid or trade offers" for "What economic incentives could
 encourage both Koreas to pursue peace?").
 
-The statement is parsed (spaCy's small English pipeline, its tagger and parser, the
-package ingest/entities.py loads; about 3 ms a sentence, once per answer to such a
-question). Every noun phrase, with its list ("X or Y") or its whole subtree, and every
+The statement's parse is read from the index (spaCy's small English pipeline, its tagger
+and parser, run on every sentence when the index is built: ingest/entities.py), so that
+answering never loads spaCy. Every noun phrase, with its list ("X or Y") or its whole subtree, and every
 infinitive ("to contain communism") is a candidate, described by features that read
 only the question and the statement: how much of it the question already says, where
 it hangs in the parse (subject, object, after a preposition or "such as"), how far it
@@ -18,7 +18,10 @@ Span kinds (person, place, date...) are verify.py's; this reads only the kinds b
 
 from __future__ import annotations
 
-from ..ingest.entities import pipeline_lock, spacy_pipeline
+import unicodedata
+
+from ..ingest.entities import analyse_sentences
+from ..store.index import Index
 from ..text.terms import STOPWORDS, stem, words
 from .citations import Span
 from .confidence import confidence_from
@@ -50,10 +53,121 @@ def question_stems(question: str) -> set[str]:
     return {stem(w.lower()) for w in words(question) if w.lower() not in STOPWORDS and w.lower() not in _WH}
 
 
-def parse(text: str):
-    nlp = spacy_pipeline("parser")
-    with pipeline_lock:
-        return nlp(text)
+class Token:
+    """One token of a parsed statement, with the few spaCy Token attributes read here."""
+
+    __slots__ = ("doc", "i", "idx", "text", "lower_", "pos_", "dep_", "_head", "children")
+
+    def __init__(self, doc, i: int, idx: int, text: str, pos: str, dep: str, head: int):
+        self.doc, self.i, self.idx, self.text, self.lower_ = doc, i, idx, text, text.lower()
+        self.pos_, self.dep_, self._head, self.children = pos, dep, head, []
+
+    @property
+    def head(self) -> Token:
+        return self.doc[self._head]
+
+    @property
+    def is_space(self) -> bool:
+        return self.pos_ == "SPACE" or not self.text.strip()
+
+    @property
+    def is_punct(self) -> bool:
+        return bool(self.text) and all(unicodedata.category(c).startswith("P") for c in self.text)
+
+    @property
+    def lefts(self) -> list[Token]:
+        return [c for c in self.children if c.i < self.i]
+
+    @property
+    def rights(self) -> list[Token]:
+        return [c for c in self.children if c.i > self.i]
+
+    @property
+    def subtree(self) -> list[Token]:
+        out, todo = [], [self]
+        while todo:
+            t = todo.pop()
+            out.append(t)
+            todo.extend(t.children)
+        return sorted(out, key=lambda t: t.i)
+
+    @property
+    def left_edge(self) -> Token:
+        return self.subtree[0]
+
+    @property
+    def right_edge(self) -> Token:
+        return self.subtree[-1]
+
+
+class Phrase:
+    """Tokens start..end of a parsed statement (spaCy's Span, as far as read here)."""
+
+    def __init__(self, doc, start: int, end: int):
+        self.doc, self.start, self.end = doc, start, max(start, end)
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def __iter__(self):
+        return iter(self.doc.tokens[self.start : self.end])
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            first, last, _ = key.indices(len(self))
+            return Phrase(self.doc, self.start + first, self.start + last)
+        return self.doc.tokens[self.start : self.end][key]
+
+    @property
+    def text(self) -> str:
+        if not len(self):
+            return ""
+        last = self.doc.tokens[self.end - 1]
+        return self.doc.text[self.doc.tokens[self.start].idx : last.idx + len(last.text)]
+
+
+class Parsed:
+    """A statement and its tokens, rebuilt from the parse the index keeps of its sentences."""
+
+    def __init__(self, text: str, tokens: list[tuple[int, int, str, str, int]]):
+        self.text = text
+        self.tokens = [Token(self, i, a, text[a:b], pos, dep, head) for i, (a, b, pos, dep, head) in enumerate(tokens)]
+        for t in self.tokens:
+            if t._head != t.i and 0 <= t._head < len(self.tokens):
+                self.tokens[t._head].children.append(t)
+            elif not 0 <= t._head < len(self.tokens):
+                t._head = t.i
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __iter__(self):
+        return iter(self.tokens)
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            first, last, _ = key.indices(len(self))
+            return Phrase(self, first, last)
+        return self.tokens[key]
+
+
+def statement_parse(index: Index, rows: list[int], documents: dict) -> tuple[Parsed, str, int] | None:
+    """The parse of a statement's sentences (consecutive rows of one document) as one
+    Parsed, its document and its start there; None when the index keeps no parse."""
+    if not rows or len(index.sentence_tokens) != len(index.sentences):
+        return None
+    doc, first = index.sentences[rows[0]]
+    start, end = first.start, index.sentences[rows[-1]][1].end
+    tokens = []
+    for row in rows:
+        shift, base = index.sentences[row][1].start - start, len(tokens)
+        tokens += [(a + shift, b + shift, pos, dep, head + base) for a, b, pos, dep, head in index.sentence_tokens[row]]
+    return Parsed(documents[doc][start:end], tokens), doc, start
+
+
+def parse(text: str) -> Parsed:
+    """A text parsed on the spot, as the index parses its sentences (for tests and tools)."""
+    return Parsed(text, analyse_sentences([text])[0][1])
 
 
 def candidates(doc) -> list[tuple[int, int, int]]:
@@ -132,19 +246,17 @@ def features(doc, first: int, end: int, head: int, asked: set[str]) -> dict:
     return {k: round(v, 4) for k, v in values.items()}
 
 
-def phrase_answer(text: str, doc_name: str, start: int, end: int, question: str, weights: dict,
-                  floor: float) -> tuple[Span | None, list[tuple[dict, str]]]:  # fmt: skip
-    """The short answer inside text[start:end] (a quoted statement of document
+def phrase_answer(parsed: Parsed, doc_name: str, start: int, question: str, weights: dict, floor: float
+                  ) -> tuple[Span | None, list[tuple[dict, str]]]:  # fmt: skip
+    """The short answer inside a parsed statement (which sits at `start` of document
     `doc_name`), or None, and every candidate's (inputs, text) for fitting."""
-    statement = text[start:end]
-    doc = parse(statement)
     asked = question_stems(question)
     scored = []
-    for first, last, head in candidates(doc):
-        inputs = features(doc, first, last, head, asked)
-        a = doc[first].idx
-        b = doc[last - 1].idx + len(doc[last - 1].text)
-        scored.append((inputs, Span(statement[a:b], doc_name, start + a, start + b)))
+    for first, last, head in candidates(parsed):
+        inputs = features(parsed, first, last, head, asked)
+        a = parsed[first].idx
+        b = parsed[last - 1].idx + len(parsed[last - 1].text)
+        scored.append((inputs, Span(parsed.text[a:b], doc_name, start + a, start + b)))
     listed = [(inputs, span.text) for inputs, span in scored]
     if not weights or not scored:
         return None, listed

@@ -15,7 +15,7 @@ import numpy as np
 from ..embed.base import Embedder, TokenVectors
 from ..ingest.chunking import Chunk, Sentence, chunk_document, text_hash
 from ..ingest.documents import Document
-from ..ingest.entities import find_entities
+from ..ingest.entities import analyse_sentences
 from ..text.terms import terms
 from . import ann
 from .index import FORMAT_VERSION, Index, Progress, project_tokens
@@ -108,9 +108,9 @@ def build_index(
         [s.text for _, s in sentences], sentence_cache, embedder, progress, "sentences"
     )
     originals = {d.path: d.text for d in documents}
-    sentence_entities = _entities_with_cache(
+    sentence_entities, sentence_tokens = _analysed_with_cache(
         [(s.text, originals[doc][s.start : s.end]) for doc, s in sentences],
-        _entity_cache(previous) if cache_ok else {}, progress,
+        _analysis_cache(previous) if cache_ok else {}, progress,
     )
 
     params = ann.choose_params(len(chunks))
@@ -141,7 +141,7 @@ def build_index(
     }
     index = Index(chunks, chunk_vectors, sentences, sentence_vectors, chunk_sentence_rows,
                   dense, bm25, manifest, sentence_dense=sentence_dense,
-                  sentence_entities=sentence_entities)  # fmt: skip
+                  sentence_entities=sentence_entities, sentence_tokens=sentence_tokens)  # fmt: skip
     if chunk_tokens is not None:
         index.token_basis = basis
         index.token_ids, index.token_vectors, index.token_offsets = pack_tokens(chunk_tokens, basis.shape[1])
@@ -158,26 +158,30 @@ def build_bm25(texts: Sequence[str]):
     return bm25
 
 
-def _entity_cache(previous: Index | None) -> dict[str, list]:
-    """The previous index's entities by the hash of the sentence's original text."""
-    if previous is None or len(previous.sentence_entities) != len(previous.sentences):
+def _analysis_cache(previous: Index | None) -> dict[str, tuple[list, list]]:
+    """The previous index's entities and tokens by the hash of the sentence's original text."""
+    if previous is None or not len(previous.sentence_entities) == len(previous.sentence_tokens) == len(
+            previous.sentences):  # fmt: skip
         return {}
-    return {text_hash(s.text): e for (_, s), e in zip(previous.sentences, previous.sentence_entities)}
+    return {text_hash(s.text): (e, t) for (_, s), e, t in zip(previous.sentences, previous.sentence_entities,
+                                                               previous.sentence_tokens)}  # fmt: skip
 
 
-def _entities_with_cache(texts: Sequence[tuple[str, str]], cache: dict[str, list], progress
-                         ) -> list[list]:  # fmt: skip
-    """Each sentence's entities, in its original text (the second of each pair): from the
-    cache, by the hash of its cleaned text (the first), when an earlier build found them."""
+def _analysed_with_cache(texts: Sequence[tuple[str, str]], cache: dict[str, tuple[list, list]], progress
+                         ) -> tuple[list[list], list[list]]:  # fmt: skip
+    """Each sentence's entities and tokens, in its original text (the second of each
+    pair): from the cache, by the hash of its cleaned text (the first), when an earlier
+    build found them."""
     hashes = [text_hash(cleaned) for cleaned, _ in texts]
     todo = list(dict.fromkeys(h for h in hashes if h not in cache))
     if todo:
         by_hash = {h: original for h, (_, original) in zip(hashes, texts)}
-        found = find_entities([by_hash[h] for h in todo])
+        found = analyse_sentences([by_hash[h] for h in todo])
         cache = {**cache, **dict(zip(todo, found))}
         if progress:
             progress("finding entities", len(todo), len(todo))
-    return [[tuple(e) for e in cache[h]] for h in hashes]
+    return ([[tuple(e) for e in cache[h][0]] for h in hashes],
+            [[tuple(t) for t in cache[h][1]] for h in hashes])
 
 
 def _vector_cache(texts, vectors: np.ndarray) -> dict[str, np.ndarray]:

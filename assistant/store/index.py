@@ -19,8 +19,8 @@ from ..embed.base import TokenVectors
 from ..ingest.chunking import Chunk, Sentence
 from ..text.terms import CASED_WORD, terms, written_name
 
-FORMAT_VERSION = 6  # 4: token vectors for late interaction; 5: only their projection kept;
-# 6: each sentence's named entities (ingest/entities.py)
+FORMAT_VERSION = 7  # 4: token vectors for late interaction; 5: only their projection kept;
+# 6: each sentence's named entities (ingest/entities.py); 7: and its parse
 _VERSION_NAME = re.compile(r"v-[0-9a-f]{16}-[0-9a-f]{8}")
 Progress = Callable[[str, int, int], None]
 
@@ -46,6 +46,9 @@ class Index:
     # Per sentence row, its named entities (start, end, label) in the sentence's characters
     # of the original text (ingest/entities.py).
     sentence_entities: list[list[tuple[int, int, str]]] = field(default_factory=list)
+    # Per sentence row, its tokens (start, end, part of speech, dependency, head's position
+    # among them), in the same characters (ingest/entities.py; answer/phrases.py reads them).
+    sentence_tokens: list[list[tuple[int, int, str, str, int]]] = field(default_factory=list)
     # A shared store's copy of the documents (store/milvus.py): (Document, {"source",
     # "added"}) per document; empty for the index folder, whose documents are files.
     stored_documents: tuple = ()

@@ -101,8 +101,9 @@ def write_version(index: Index, folder: Path, *, vector_indexes: bool = True,
                                            zip(index.chunks, index.chunk_sentence_rows)))  # fmt: skip
     _write_jsonl(folder / "sentences.jsonl",
                  ({"doc": d, "start": s.start, "end": s.end, "text": s.text,
-                   "entities": [list(e) for e in entities]}
-                  for (d, s), entities in zip(index.sentences, index.sentence_entities)))  # fmt: skip
+                   "entities": [list(e) for e in entities], "tokens": [list(t) for t in tokens]}
+                  for (d, s), entities, tokens in zip(index.sentences, index.sentence_entities,
+                                                      index.sentence_tokens)))  # fmt: skip
     np.save(folder / "chunk_vectors.npy", index.chunk_vectors, allow_pickle=False)
     np.save(folder / "sentence_vectors.npy", index.sentence_vectors, allow_pickle=False)
     if vector_indexes:
@@ -218,6 +219,8 @@ def read_version(folder: Path, *, verify: bool = True, searchers=None) -> Index:
             path=folder,
             sentence_entities=[[(int(a), int(b), str(label)) for a, b, label in r["entities"]]
                                for r in sentence_records],
+            sentence_tokens=[[(int(a), int(b), str(pos), str(dep), int(head)) for a, b, pos, dep, head in r["tokens"]]
+                             for r in sentence_records],
         )
         if manifest.get("token_vectors"):
             for name in ("token_ids", "token_offsets", "token_basis", "token_vectors"):
@@ -226,7 +229,7 @@ def read_version(folder: Path, *, verify: bool = True, searchers=None) -> Index:
             index.dense, index.sentence_dense = searchers(index)
     except Exception as exc:  # any parse failure means the same to the user
         raise IndexLoadError(f"cannot read index in {folder}: {exc}") from None
-    if len(index.sentence_entities) != len(index.sentences):
+    if not len(index.sentence_entities) == len(index.sentence_tokens) == len(index.sentences):
         raise IndexLoadError(f"index in {folder} is inconsistent (entities)")
     if index.dense.ntotal != len(chunks) or len(index.chunk_vectors) != len(chunks):
         raise IndexLoadError(f"index in {folder} is inconsistent (counts differ)")
