@@ -135,6 +135,18 @@ def fake_embedder():
     return FakeEmbedder()
 
 
+def assistant_over(tmp_path: Path, docs: dict[str, str], **settings):
+    """An Assistant (the fake embedder, the real entity model) over documents written here."""
+    from assistant import Assistant
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    for name, text in docs.items():
+        (seeds / name).write_text(text, encoding="utf-8")
+    settings = Settings(seeds_dir=seeds, index_dir=tmp_path / "index", **settings)
+    return Assistant.load(settings=settings, embedder=FakeEmbedder())
+
+
 @pytest.fixture
 def tiny_seeds(tmp_path) -> Path:
     seeds = tmp_path / "seeds"

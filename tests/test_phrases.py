@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from assistant import Assistant
 from assistant.answer.phrases import (PHRASE_FEATURES, candidates, features, parse, phrase_answer, question_stems,
                                       statement_parse)
-from assistant.config import Settings
 from assistant.evaluation.fitting import fit_phrases
 from assistant.evaluation.metrics import QuestionResult
 
-from conftest import FakeEmbedder
+from conftest import assistant_over
 
 # Hand-set weights for the mechanism's tests: a new phrase that lists its items wins.
 WEIGHTS = {"bias": -3.0, "novelty": 4.0, "has_list": 1.5, "introduced": 1.0}
@@ -74,11 +72,7 @@ DOC = (
 
 @pytest.fixture
 def harbour(tmp_path):
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
-    (seeds / "harbour.txt").write_text(DOC, encoding="utf-8")
-    settings = Settings(seeds_dir=seeds, index_dir=tmp_path / "index", abstain_below=0.0, phrase=WEIGHTS)
-    return Assistant.load(settings=settings, embedder=FakeEmbedder())
+    return assistant_over(tmp_path, {"harbour.txt": DOC}, abstain_below=0.0, phrase=WEIGHTS)
 
 
 def test_the_parse_is_read_from_the_index_and_answering_never_loads_spacy(harbour):

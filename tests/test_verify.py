@@ -18,7 +18,6 @@ from assistant.answer.compose import explained_rows
 from assistant.answer.confidence import DEFAULT_WEIGHTS, type_gate
 from assistant.answer.selection import selection_score, selector_names
 from assistant.answer.verify import check_statement, short_answer, typed_spans
-from assistant.config import Settings
 from assistant.evaluation.fitting import fit_selector
 from assistant.evaluation.metrics import QuestionResult, exact_match, squad_tokens, token_f1
 from assistant.evaluation.suite import corpus_questions, load_suite
@@ -26,7 +25,7 @@ from assistant.search.analysis import analyse_question
 from assistant.search.query import pooled_without, relation_pieces
 from assistant.web.formatting import ANSWER_LABEL, QUOTE_LABEL, export_markdown, format_answer_message, highlight_quote
 
-from conftest import FakeEmbedder
+from conftest import assistant_over
 
 DOC = (
     "Talks on a ceasefire\n"
@@ -42,11 +41,7 @@ DOC = (
 
 @pytest.fixture
 def corpus(tmp_path):
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
-    (seeds / "talks.txt").write_text(DOC, encoding="utf-8")
-    settings = Settings(seeds_dir=seeds, index_dir=tmp_path / "index", abstain_below=0.0)
-    return Assistant.load(settings=settings, embedder=FakeEmbedder())
+    return assistant_over(tmp_path, {"talks.txt": DOC}, abstain_below=0.0)
 
 
 def row_of(assistant, words: str) -> int:
@@ -131,13 +126,9 @@ def test_a_span_of_the_asked_kind_counts_as_tied_only_beside_the_relation(corpus
 def test_a_question_after_several_gets_them_all_as_listed(tmp_path):
     """"Which countries ...?" is answered by the whole list of them, as the text lists
     them; a question after one gets one."""
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
     text = ("Who took part\nThe delegations of the United States, North Korea and China met at Kaesong. "
             "Each delegation reported home every evening.\n")  # fmt: skip
-    (seeds / "parties.txt").write_text(text, encoding="utf-8")
-    settings = Settings(seeds_dir=seeds, index_dir=tmp_path / "index", abstain_below=0.0)
-    assistant = Assistant.load(settings=settings, embedder=FakeEmbedder())
+    assistant = assistant_over(tmp_path, {"parties.txt": text}, abstain_below=0.0)
     several = assistant.ask("Which countries sent delegations to Kaesong?").short_answer
     assert several is not None and several.text == "the United States, North Korea and China"
     assert text[several.start : several.end] == several.text
