@@ -113,8 +113,9 @@ def compose_answer(index: Index, query: Query, hits: list[Hit], documents: dict,
         said = statement[0].text + " " + "; ".join(s.text.rstrip(".;") for s in statement[1:])
         parts.append((said.strip(), markers))
     short, phrases = check.short, []
-    parsed = statement_parse(index, chosen[0].rows, documents) if short is None else None
-    if parsed is not None and query.asked.kind in PHRASE_KINDS:  # "what" questions: a phrase
+    wants_phrase = short is None and query.asked.kind in PHRASE_KINDS  # "what" questions: a phrase
+    parsed = statement_parse(index, chosen[0].rows, documents) if wants_phrase else None
+    if parsed is not None:
         short, phrases = phrase_answer(*parsed, query.asked.recased, settings.phrase, settings.phrase_floor)
     return Answer(query.question, answer_text(parts), False, confidence, citations, hits, features,
                   query, parts, short, candidates=candidate_inputs, phrases=phrases)  # fmt: skip

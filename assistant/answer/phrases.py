@@ -260,5 +260,6 @@ def phrase_answer(parsed: Parsed, doc_name: str, start: int, question: str, weig
     listed = [(inputs, span.text) for inputs, span in scored]
     if not weights or not scored:
         return None, listed
-    best = max(scored, key=lambda c: (confidence_from(c[0], weights), -c[1].start))
-    return (best[1] if confidence_from(best[0], weights) >= floor else None), listed
+    score, best = max(((confidence_from(inputs, weights), span) for inputs, span in scored),
+                      key=lambda c: (c[0], -c[1].start))
+    return (best if score >= floor else None), listed
