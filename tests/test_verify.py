@@ -307,3 +307,66 @@ def test_an_abstention_lists_the_closest_passages_to_check(corpus):
     message = format_answer_message(answer)
     assert "closest passages, for you to check (not an answer)" in message
     assert message.count("](?cite=") == len(answer.closest)
+
+
+PARTS = (
+    "Leaders and figures\n"
+    "The summit was cancelled when the old leader died on July 8. "
+    "The leader had been born in 1912 in a village near the capital. "
+    "On 18 June 1953 prisoners broke out of the camps near the coast. "
+    "The North shot down an EC-121 plane over the sea. "
+    "The guards counted 27,000 prisoners who broke out of the camps. "
+    "The two sides signed an accord on exchanges in 1991. "
+    "They called the 1991 accord the Basic Agreement on Reconciliation.\n"
+)
+
+
+@pytest.fixture
+def parts(tmp_path):
+    return assistant_over(tmp_path, {"parts.txt": PARTS}, abstain_below=0.0)
+
+
+@pytest.mark.parametrize("question, part", [
+    ("In what year did the old leader die?", "year"), ("what yr was he born", "year"),
+    ("In what month did the talks resume?", "month"), ("On what exact day did the war begin?", "day"),
+    ("When did the old leader die?", None), ("On what date did the talks move?", None),
+])  # fmt: skip
+def test_a_question_asks_for_a_part_of_a_date(question, part):
+    assert analyse_question(question).date_part == part
+
+
+def test_a_date_without_the_asked_part_does_not_answer(parts):
+    """"July 8" answers when he died, not in what year: no year, no span of the kind."""
+    row = [row_of(parts, "died on July 8")]
+    when = check_statement(parts.index, row, parts._state.texts, query(parts, "When did the old leader die?"))
+    assert when.short is not None and when.short.text == "July 8"
+    year = check_statement(parts.index, row, parts._state.texts,
+                           query(parts, "In what year did the old leader die?"))  # fmt: skip
+    assert year.kind_span == 0.0 and year.short is None
+
+
+def test_a_day_of_a_date_or_a_designation_is_no_count(parts):
+    """"18" in "18 June 1953" and "121" in "EC-121" are not how many; "27,000" is."""
+    asked = query(parts, "How many prisoners broke out of the camps?")
+    texts = parts._state.texts
+    for words in ("On 18 June 1953", "EC-121"):
+        check = check_statement(parts.index, [row_of(parts, words)], texts, asked)
+        assert check.kind_span == 0.0 and check.short is None, words
+    counted = check_statement(parts.index, [row_of(parts, "27,000")], texts, asked)
+    assert counted.short is not None and counted.short.text == "27,000"
+
+
+@pytest.mark.parametrize("question", ["What was the 1991 accord called?",
+                                      "What was the name of the 1991 accord?"])
+def test_a_question_after_a_name_wants_a_proper_name(parts, question):
+    """A name is asked: a statement that only says an accord was signed holds none."""
+    asked = query(parts, question)
+    assert asked.asked.kind == "name"
+    texts = parts._state.texts
+    unnamed = check_statement(parts.index, [row_of(parts, "signed an accord")], texts, asked)
+    assert unnamed.kind_span == 0.0 and unnamed.short is None
+    named = check_statement(parts.index, [row_of(parts, "Basic Agreement")], texts, asked)
+    assert named.short is not None and named.short.text.endswith("Basic Agreement on Reconciliation")
+    assert PARTS[named.short.start : named.short.end] == named.short.text
+    assert analyse_question("Which countries are named as key players?").kind != "name"
+

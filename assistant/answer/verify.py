@@ -34,9 +34,21 @@ SPAN_LABELS = {
     "number": {"CARDINAL", "QUANTITY", "MONEY", "PERCENT"},
     "organisation": {"ORG", "NORP", "GPE"},
     "agent": {"PERSON", "ORG", "NORP", "GPE"},
+    # What something is called: any proper name.
+    "name": {"PERSON", "ORG", "NORP", "GPE", "LOC", "FAC", "EVENT", "LAW", "WORK_OF_ART", "PRODUCT",
+             "LANGUAGE"},
 }
+# Two or more capitalised words in a row, "of" / "the" / "and" between ("Operation Little
+# Switch", "the Agreement on Reconciliation"): a name the entity model may not label.
+_TITLED = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:(?:of|the|and|on|for)\s+)*[A-Z][\w’'-]*)+")
 _YEAR_OR_DATE = re.compile(rf"\b(?:(?:{MONTHS})(?:\s+\d{{1,2}})?,?\s+)?(?:1[5-9]\d\d|20\d\d)s?\b")
-_COUNT = re.compile(r"(?<![\w.,])\d{1,3}(?:,\d{3})+(?![\w,])|(?<![\w.,])\d+(?:\.\d+)?(?![\w.,])")
+# A count: "75,823", "38", "2.5"; not a piece of a designation or a range ("EC-121", "20-23").
+_COUNT = re.compile(r"(?<![\w.,\-–])\d{1,3}(?:,\d{3})+(?![\w,\-–])|(?<![\w.,\-–])\d+(?:\.\d+)?(?![\w.,\-–])")
+_HAS_PART = {
+    "year": re.compile(r"\b(?:1[5-9]\d\d|20\d\d)s?\b|['’]\d\d\b"),
+    "month": re.compile(rf"\b(?:{MONTHS})\b"),
+    "day": re.compile(rf"\b(?:{MONTHS})\s+\d{{1,2}}\b|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{MONTHS})\b"),
+}
 
 
 def typed_spans(index: Index, rows: list[int], documents: dict, asked: Asked) -> list[Span]:
@@ -55,8 +67,12 @@ def typed_spans(index: Index, rows: list[int], documents: dict, asked: Asked) ->
         original = text[sentence.start : sentence.end]
         if asked.kind == "date":  # years and "June 25, 1950" the entity model may miss
             spans += [m.span() for m in _YEAR_OR_DATE.finditer(original)]
-        elif asked.kind == "number":
-            spans += [m.span() for m in _COUNT.finditer(original) if not _YEAR_OR_DATE.fullmatch(m.group())]
+        elif asked.kind == "number":  # a count the entity model missed, not a day of a date
+            dates = [(a, b) for a, b, label in entities if label in ("DATE", "TIME")]
+            spans += [m.span() for m in _COUNT.finditer(original) if not _YEAR_OR_DATE.fullmatch(m.group())
+                      and not any(a < m.end() and m.start() < b for a, b in dates)]  # fmt: skip
+        elif asked.kind == "name":
+            spans += [m.span() for m in _TITLED.finditer(original) if m.start() > 0]
         elif asked.kind == "place":  # "at Kaesong", "the village of Kaesong" (kinds.py)
             spans += [m.span(3) for m in PLACE.finditer(original)]
             spans += [m.span(2) for m in PLACE_OF.finditer(original)]
@@ -67,6 +83,8 @@ def typed_spans(index: Index, rows: list[int], documents: dict, asked: Asked) ->
             said = " ".join(words(value))
             if not said or (f" {said} " in f" {question} "):
                 continue  # the question names it already: "before the 1953 signing"
+            if asked.kind == "date" and asked.date_part and not _HAS_PART[asked.date_part].search(value):
+                continue  # "July 8" does not say in what year
             start = sentence.start + a + original[a:b].find(value)
             found.append(Span(value, doc, start, start + len(value)))
     return _outermost(found)

@@ -26,7 +26,7 @@ class Asked:
     recased: str  # the question with lower-case names written as the documents write them
     entities: tuple[str, ...]  # the names and numbers `recased` holds (question_entities)
     # The kind of answer (answer_kind): a span kind (person, place, date, time, number,
-    # organisation, agent) or reason, process, definition, list, yes-no, thing; None.
+    # name, organisation, agent) or reason, process, definition, list, yes-no, thing; None.
     kind: str | None = None
     # The stems of what the question says about its subject, the relation asked ("signed"
     # in "Where was the armistice signed?", "capital" in "the capital of Japan"): its
@@ -34,6 +34,9 @@ class Asked:
     relation: tuple[str, ...] = ()
     relation_words: tuple[str, ...] = ()  # the same words as written (lower case, spelling fixed)
     several: bool = False  # asks for more than one ("which countries", "who were"): asks_several
+    # The part of a date asked for ("year" in "In what year ..."; "month", "day"), or None
+    # ("When ...?": any date answers): date_part.
+    date_part: str | None = None
 
 
 def analyse_question(question: str, names: Mapping[str, str] | None = None,
@@ -44,7 +47,8 @@ def analyse_question(question: str, names: Mapping[str, str] | None = None,
     answer_type, why = expected_type(question), asks_why(question)
     relation = relation_words(question, entities, corrections)
     return Asked(answer_type, why, recased, entities, answer_kind(question, answer_type, why),
-                 tuple(stem(w) for w in relation), relation, asks_several(question))  # fmt: skip
+                 tuple(stem(w) for w in relation), relation, asks_several(question),
+                 date_part(question))  # fmt: skip
 
 
 # Which kind of answer a question wants, past expected_type's five: the first match wins.
@@ -59,6 +63,11 @@ _LIST = re.compile(r"\b(?:list|name (?:the|all|some|three|two|four))\b|\b(?:what
 _DEFINITION = re.compile(r"^\s*(?:what|who) (?:is|was|are|were) (?:a |an |the )?[\w'’ -]{1,40}\??\s*$|\bwhat does\b[^?]*\bmean\b|"
                          r"^\s*define\b", re.I)
 _SPAN_TYPES = {"date", "number", "place", "person"}
+# A question after what something is called: "What was the name of ...", "what were they
+# officially called" (not "Which countries are named as ...": that asks which).
+_NAME = re.compile(r"\b(?:what|which)(?:'s| is| was| are| were)? (?:the )?(?:[\w-]+ )?names? (?:of|for)\b|"
+                   r"\bwhat (?:is|was|are|were) (?:[\w'’-]+ ){1,8}?(?:officially |formally |commonly |then )?called\b",
+                   re.I)
 # "what exact day", "on what date", "which yr": a date, with a word between or shortened.
 _DATE_WORDS = re.compile(r"\b(?:what|which)\s+(?:\w+\s+)?(?:years?|yrs?|dates?|days?|months?|decades?)\b", re.I)
 # Keyword queries name the kind they want: "armistice signing date", "dmz width km".
@@ -70,15 +79,35 @@ _KEYWORD_KINDS = [
 ]
 
 
+_DATE_PARTS = [
+    # "On what date" is often any date ("in October 1951"); "what day", "the exact date" a day.
+    ("day", re.compile(r"\b(?:what|which)\s+(?:exact\s+|precise\s+|specific\s+)?day\b|\bexact (?:day|date)\b", re.I)),
+    ("month", re.compile(r"\b(?:what|which)\s+(?:\w+\s+)?months?\b", re.I)),
+    ("year", re.compile(r"\b(?:what|which)\s+(?:\w+\s+)?(?:years?|yrs?|decades?)\b", re.I)),
+]  # fmt: skip
+
+
+def date_part(question: str) -> str | None:
+    """Which part of a date the question asks for: "day" ("On what date ...?"), "month",
+    "year" ("In what year ...?"), or None (a "when", or no date asked). A date without
+    that part ("July 8" for a year, "1953" for a day) does not answer it."""
+    for part, pattern in _DATE_PARTS:
+        if pattern.search(question):
+            return part
+    return None
+
+
 def answer_kind(question: str, answer_type: str | None, why: bool) -> str | None:
-    """person | place | date | time | number | organisation | agent | reason | process |
-    definition | list | yes-no | thing, or None (a keyword query with no clue)."""
+    """person | place | date | time | number | name | organisation | agent | reason |
+    process | definition | list | yes-no | thing, or None (a keyword query with no clue)."""
     if _TIME.search(question):
         return "time"
     if answer_type in _SPAN_TYPES:
         return answer_type
     if _DATE_WORDS.search(question):
         return "date"
+    if _NAME.search(question):
+        return "name"
     if _ORGANISATION.search(question):
         return "organisation"
     if answer_type == "agent":
