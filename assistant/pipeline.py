@@ -152,7 +152,8 @@ class Assistant:
         answers = []
         for query in queries:
             if matrix is not None:
-                query = replace(query, vector=adapter.apply(matrix, query.vector[None])[0],
+                query = replace(query, model_vectors=(query.vector, query.own_vector),
+                                vector=adapter.apply(matrix, query.vector[None])[0],
                                 own_vector=None if query.own_vector is None
                                 else adapter.apply(matrix, query.own_vector[None])[0])  # fmt: skip
             hits = retrieve(state.index, query, mode=mode, k=k, settings=self.settings)

@@ -207,9 +207,10 @@ def test_the_confidence_is_a_logistic_of_the_weighted_features():
 
 def test_answered_features_are_in_range(tiny):
     answer = tiny.ask(SIGNED)
-    # Every weighed signal, and the no-answer candidate's score (the chance every
-    # candidate statement is wrong), which competes with the answer.
-    assert set(answer.features) == set(DEFAULT_WEIGHTS) - {"bias"} | {"no_answer"}
+    # Every weighed signal, the no-answer candidate's score (the chance every candidate
+    # statement is wrong), and the cosines through the query adapter (the selector's).
+    adapted = {"adapted_sentence_cosine", "adapted_passage_cosine"}
+    assert set(answer.features) == set(DEFAULT_WEIGHTS) - {"bias"} | {"no_answer"} | adapted
     assert all(-1.0 <= v <= 1.0 for v in answer.features.values())
     assert answer.features["no_answer"] == round(1.0 - answer.confidence, 4)
     assert 0.0 <= answer.features["entity_gap"] <= 1.0

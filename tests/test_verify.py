@@ -255,8 +255,8 @@ def test_the_relations_word_pieces_are_found_and_pooled_out():
 
 def test_the_selector_chooses_the_quote_and_no_answer_is_every_candidate_wrong(corpus):
     """The top candidates are each verified and scored by the selector (fitted by
-    --calibrate; none here): its choice is quoted, the confidence stays the first
-    choice's, and the no-answer candidate's score is the chance that all are wrong."""
+    --calibrate; none here): its choice is quoted, the confidence is that statement's,
+    and the no-answer candidate's score is the chance that all are wrong."""
     question = "When was the armistice signed?"
     alone = corpus.ask(question)
     assert "selected" not in alone.features
@@ -264,14 +264,18 @@ def test_the_selector_chooses_the_quote_and_no_answer_is_every_candidate_wrong(c
     assert len(alone.candidates) >= 3
     assert all(set(selector_names(DEFAULT_WEIGHTS)) <= set(inputs) for inputs, _ in alone.candidates)
     assert alone.citations[0].quote == alone.candidates[0][1]  # the first choice, weighed first
-    # A selector that prefers the candidate the first choice ranked last.
-    weights = {"bias": 0.0, "order": -40.0}
+    # A selector that prefers the candidate the first choice scored lowest.
+    weights = {"bias": 0.0, "statement_score": -4.0}
     choosing = Assistant(corpus.index, list(corpus._state.documents.values()), corpus.embedder,
                          corpus.settings.with_(selector=weights))  # fmt: skip
     answer = choosing.ask(question)
-    last = min(alone.candidates, key=lambda c: c[0]["order"])[1]
+    last = min(alone.candidates, key=lambda c: c[0]["statement_score"])[1]
     assert answer.citations[0].quote == last and last != alone.citations[0].quote
-    assert answer.confidence == alone.confidence
+    # The confidence signals are the quoted statement's, not the first choice's.
+    signals = {k: answer.features[k] for k in DEFAULT_WEIGHTS if k != "bias"}
+    quoted = next(inputs for inputs, text in alone.candidates if text == last)
+    assert signals == {k: quoted[k] for k in signals}
+    assert signals != {k: alone.features[k] for k in signals}
     scores = [selection_score(inputs, weights) for inputs, _ in alone.candidates]
     assert answer.features["selected"] == round(max(scores), 4)
     assert answer.features["no_answer"] == round(float(np.prod([1.0 - s for s in scores])), 4)
@@ -284,7 +288,7 @@ def test_the_selector_is_fitted_on_the_statements_that_hold_the_evidence():
         return QuestionResult(id="q", question="q", answerable=True, split="dev", abstained=False,
                               confidence=0.5, answer="", latency_ms=0.0, relevant=[], relevant_total=0,
                               citation_relevant=[], quote_verbatim=[], supported=False,
-                              candidates=[({"kind_met": k, "order": 1.0 / (1 + i)}, right)
+                              candidates=[({"kind_met": k, "statement_score": 1.0 / (1 + i)}, right)
                                           for i, (k, right) in enumerate(kinds_and_labels)])  # fmt: skip
 
     results = [result([(0.0, False), (1.0, True), (0.0, False)]), result([(1.0, True), (0.0, False)]),
@@ -370,3 +374,18 @@ def test_a_question_after_a_name_wants_a_proper_name(parts, question):
     assert PARTS[named.short.start : named.short.end] == named.short.text
     assert analyse_question("Which countries are named as key players?").kind != "name"
 
+
+def test_the_confidence_reads_the_models_cosines_not_the_adapters(parts):
+    """A query adapter moves the question for retrieval; the cosines the confidence
+    reads are the model's own, so they mean the same whatever it was fitted on."""
+    question = "How many prisoners broke out of the camps?"
+    plain = parts.ask(question)
+    rng = np.random.default_rng(0)
+    matrix = (np.eye(64) + 0.3 * rng.standard_normal((64, 64))).astype(np.float32)
+    adapted = Assistant(parts.index, list(parts._state.documents.values()), parts.embedder,
+                        parts.settings.with_(query_adapter=matrix))  # fmt: skip
+    answer = adapted.ask(question)
+    assert answer.citations[0].quote == plain.citations[0].quote
+    assert answer.retrieved[0].dense_score != pytest.approx(plain.retrieved[0].dense_score)  # the adapter moved it
+    for key in ("sentence_cosine", "passage_cosine"):
+        assert answer.features[key] == plain.features[key]

@@ -129,11 +129,27 @@ def coverage(query_terms, focus_terms, text_terms: set[str], idf: dict[str, floa
     return found / total if total else 0.0
 
 
+def statement_cosine(index: Index, rows: list[int], vector, own_vector=None) -> float:
+    """A statement's cosine to the question: a list is judged by its best item and by the
+    whole, not by its opener alone; a follow-up wants what is new in it (`own_vector`)
+    as much as the joined question."""
+    cosines = [float(index.sentence_vectors[r] @ vector) for r in rows]
+    if own_vector is not None:
+        cosines = [0.5 * c + 0.5 * float(index.sentence_vectors[r] @ own_vector) for c, r in zip(cosines, rows)]
+    return 0.5 * max(cosines) + 0.5 * sum(cosines) / len(cosines)
+
+
 def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf, statement: str,
                         check: Check) -> dict:  # fmt: skip
     """The signals the confidence combines, each roughly in [0, 1]; `statement` is the
     best statement's text (compose.statement_text), `check` what verify.py found in it."""
-    hit, cosine = best.hit, best.cosine
+    hit = best.hit
+    adapted = {"sentence_cosine": best.cosine, "passage_cosine": max((h.dense_score or 0.0) for h in hits[:3])}
+    cosine, passage_cosine = adapted["sentence_cosine"], adapted["passage_cosine"]
+    if query.model_vectors is not None:  # the model's own cosines, not the adapter's
+        vector, own = query.model_vectors
+        cosine = statement_cosine(index, best.rows, vector, own)
+        passage_cosine = max((float(index.chunk_vectors[h.row] @ vector) for h in hits[:3]), default=0.0)
     corrections = dict(query.corrections)
     passage_terms = index.chunk_terms(hit.row)
     # A word the documents call otherwise ("Pyongyang") is not unknown to them.
@@ -144,7 +160,7 @@ def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf, 
     agreement = 1.0 if max(dense_rank, bm25_rank) <= 3 else 0.5 if min(dense_rank, bm25_rank) <= 3 else 0.0
     return {
         "sentence_cosine": round(cosine, 4),
-        "passage_cosine": round(max((h.dense_score or 0.0) for h in hits[:3]), 4),
+        "passage_cosine": round(passage_cosine, 4),
         "term_coverage": round(coverage(query.terms, query.focus_terms, passage_terms, idf), 4),
         "rank_agreement": agreement,
         "unknown_terms": round(sum(idf[t] for t in unknown) / total_idf, 4),
@@ -167,6 +183,9 @@ def confidence_features(index: Index, query: Query, hits: list[Hit], best, idf, 
         # entity_coverage read 1.0 when it does neither, and must not pass for "found".
         "asks_type": float(query.asked.answer_type is not None or check.wants_span),
         "names_entities": float(bool(query.asked.entities)),
+        # The cosines through the query adapter, as retrieval ranks: the selector's
+        # (selection.py), which weighs statements of one question against each other.
+        **{f"adapted_{k}": round(v, 4) for k, v in adapted.items()},
     }
 
 

@@ -59,6 +59,10 @@ class Query:
     ablated_vector: np.ndarray | None = field(default=None, compare=False, repr=False)
     # Per relation word, the positions of its pieces among `tokens` (relation_pieces).
     relation_groups: tuple[tuple[int, ...], ...] = field(default=(), compare=False, repr=False)
+    # `vector` and `own_vector` as the model gave them, before the query adapter: the
+    # confidence reads cosines to these, which mean the same whatever the adapter was
+    # fitted on (None: the vectors are the model's own).
+    model_vectors: tuple[np.ndarray, np.ndarray | None] | None = field(default=None, compare=False, repr=False)
 
 
 def is_followup(question: str) -> bool:
