@@ -322,6 +322,8 @@ PARTS = (
     "The guards counted 27,000 prisoners who broke out of the camps. "
     "The two sides signed an accord on exchanges in 1991. "
     "They called the 1991 accord the Basic Agreement on Reconciliation.\n"
+    "In 1991 the two Koreas signed the Agreement on Reconciliation, Non-aggression, and Exchanges "
+    "and Cooperation. The envoys of both sides met at Panmunjom.\n"
 )
 
 
@@ -373,6 +375,17 @@ def test_a_question_after_a_name_wants_a_proper_name(parts, question):
     assert named.short is not None and named.short.text.endswith("Basic Agreement on Reconciliation")
     assert PARTS[named.short.start : named.short.end] == named.short.text
     assert analyse_question("Which countries are named as key players?").kind != "name"
+
+
+def test_a_word_of_a_title_is_no_place(parts):
+    """"on Reconciliation" in "the Agreement on Reconciliation" (an ORG to the entity model)
+    is no place a "where" asks for; "at Panmunjom" is."""
+    asked = query(parts, "Where did the two Koreas sign the agreement?")
+    texts = parts._state.texts
+    titled = check_statement(parts.index, [row_of(parts, "Non-aggression")], texts, asked)
+    assert titled.kind_span == 0.0 and titled.short is None
+    met = check_statement(parts.index, [row_of(parts, "envoys of both sides")], texts, asked)
+    assert met.short is not None and met.short.text == "Panmunjom"
 
 
 def test_the_confidence_reads_the_models_cosines_not_the_adapters(parts):

@@ -38,6 +38,7 @@ SPAN_LABELS = {
     "name": {"PERSON", "ORG", "NORP", "GPE", "LOC", "FAC", "EVENT", "LAW", "WORK_OF_ART", "PRODUCT",
              "LANGUAGE"},
 }
+_TITLE_LABELS = frozenset({"LAW", "ORG", "WORK_OF_ART", "EVENT", "PRODUCT"})
 # Two or more capitalised words in a row, "of" / "the" / "and" between ("Operation Little
 # Switch", "the Agreement on Reconciliation"): a name the entity model may not label.
 _TITLED = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:(?:of|the|and|on|for)\s+)*[A-Z][\w’'-]*)+")
@@ -73,9 +74,11 @@ def typed_spans(index: Index, rows: list[int], documents: dict, asked: Asked) ->
                       and not any(a < m.end() and m.start() < b for a, b in dates)]  # fmt: skip
         elif asked.kind == "name":
             spans += [m.span() for m in _TITLED.finditer(original) if m.start() > 0]
-        elif asked.kind == "place":  # "at Kaesong", "the village of Kaesong" (kinds.py)
-            spans += [m.span(3) for m in PLACE.finditer(original)]
-            spans += [m.span(2) for m in PLACE_OF.finditer(original)]
+        elif asked.kind == "place":  # "at Kaesong", "the village of Kaesong" (kinds.py), not
+            # a word of a title ("the Agreement on Reconciliation": a LAW or an ORG entity)
+            titles = [(a, b) for a, b, label in entities if label in _TITLE_LABELS]
+            named = [m.span(3) for m in PLACE.finditer(original)] + [m.span(2) for m in PLACE_OF.finditer(original)]
+            spans += [(a, b) for a, b in named if not any(x <= a and b <= y for x, y in titles)]
         for a, b in sorted(set(spans)):
             if not 0 <= a < b <= len(original):
                 continue
