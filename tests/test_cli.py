@@ -15,9 +15,11 @@ import sys
 
 import pytest
 
+import assistant.loading as loading
 import assistant.pipeline as pipeline
 from assistant import cli
 from assistant.cli import main
+from assistant.config import load_settings
 
 from conftest import ROOT, FakeEmbedder
 
@@ -29,8 +31,12 @@ QUESTION = "When was the armistice signed?"
 
 @pytest.fixture
 def fake_model(monkeypatch):
-    """The CLI builds its embedder from the settings; give it the fake one instead."""
+    """The CLI builds its embedder from the settings; give it the fake one instead, and
+    the uncalibrated weights and threshold: the committed calibration is fitted to the real
+    model, so under the fake one whether an answer clears it is chance, and moves with
+    every refit (the real model's run below reads it)."""
     monkeypatch.setattr(pipeline, "SentenceTransformerEmbedder", lambda *args, **kwargs: FakeEmbedder())
+    monkeypatch.setattr(loading, "load_settings", lambda: load_settings(None))
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
